@@ -1,0 +1,288 @@
+"""The data-prep pipeline: corpora -> cleaned -> aligned -> instructions -> shards.
+
+`build(recipe, out_dir)` writes, inside a temporary folder that is renamed onto
+`out_dir` only when everything succeeded:
+
+    corpus/{src}-{tgt}.{src|tgt}       cleaned, line-aligned text
+    alignments/{src}-{tgt}.{method}    symmetrised Pharaoh links (when a stage needs them)
+    stage1-mt+align/shard-*.{bin,idx}  token and loss-mask shards, one folder per stage
+    recipe.yaml, manifest.json         the resolved recipe; counts, identities, sha256s
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+from data_prep.align import Alignment, align, format_pharaoh, parse_pharaoh, symmetrize
+from data_prep.cleaning import CleanReport, clean
+from data_prep.fileio import atomic_dir, sha256_file, write_json, write_lines
+from data_prep.instructions import AlignedPair, BuildSettings, InstructionBuilder, Sample
+from data_prep.languages import language_name
+from data_prep.readers import read_pairs
+from data_prep.recipe import Recipe, stage_name
+from data_prep.shards import (
+    ShardWriter,
+    encode_stream,
+    load_tokenizer,
+    token_dtype,
+    tokenizer_identity,
+)
+from data_prep.templates import load_templates
+from data_prep.typed_config import to_dict
+from data_prep.wordtok import WORDTOK_VERSION, words
+
+log = logging.getLogger(__name__)
+MANIFEST_VERSION = 1
+BATCH_SIZE = 256
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("ALIGNINSTRUCT_CACHE") or Path.home() / ".cache" / "aligninstruct"
+    return Path(root)
+
+
+@dataclass
+class PairData:
+    src: str
+    tgt: str
+    src_file: Path
+    tgt_file: Path
+    report: CleanReport
+    alignment: Alignment | None = None
+
+
+def build(
+    recipe: Recipe,
+    out_dir: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the whole pipeline for `recipe`; returns the manifest."""
+    if Path(out_dir).exists() and not overwrite:
+        raise BuildError(f"{out_dir}: already exists; pass --overwrite to replace it")
+    with atomic_dir(out_dir, overwrite=True) as work:
+        return _build_into(recipe, work, Path(cache_dir or default_cache_dir()), progress)
+
+
+def _build_into(recipe: Recipe, work: Path, cache_dir: Path, progress: bool) -> dict[str, Any]:
+    started = time.time()
+    templates = load_templates(recipe.templates)
+    tokenizer = load_tokenizer(recipe.tokenizer)
+    identity = tokenizer_identity(tokenizer)
+    names = {
+        code: language_name(code, recipe.language_names)
+        for p in recipe.pairs
+        for code in p.split("-")
+    }
+    stages = recipe.stages()
+    needs_links = any(kind != "mt" for kinds in stages for kind in kinds)
+    pairs = [_prepare_pair(recipe, src, tgt, work) for src, tgt in recipe.language_pairs()]
+    if needs_links:
+        for pair in pairs:
+            _align_pair(recipe, pair, work, cache_dir / "align")
+    stage_entries = []
+    for index, kinds in enumerate(stages):
+        name = stage_name(index, kinds)
+        settings = _settings(recipe, templates, names, name)
+        stage_entries.append(
+            _build_stage(recipe, settings, kinds, pairs, work / name, identity, progress)
+        )
+    write_lines(work / "recipe.yaml", yaml.safe_dump(to_dict(recipe), sort_keys=False).splitlines())
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "recipe": recipe.name,
+        "seed": recipe.seed,
+        "curriculum": recipe.curriculum,
+        "template_version": templates.version,
+        "wordtok_version": WORDTOK_VERSION,
+        "tokenizer": identity,
+        "max_seq_len": recipe.max_seq_len,
+        "token_dtype": token_dtype(identity["vocab_size"]).__name__,
+        "corpora": {f"{p.src}-{p.tgt}": _corpus_entry(p, work) for p in pairs},
+        "stages": stage_entries,
+        "build_seconds": round(time.time() - started, 2),
+    }
+    write_json(work / "manifest.json", manifest)
+    return manifest
+
+
+def _prepare_pair(recipe: Recipe, src: str, tgt: str, work: Path) -> PairData:
+    """Read and clean one language pair into corpus/{src}-{tgt}.{lang}."""
+    report = CleanReport()
+    kept = clean(
+        read_pairs(recipe.corpus_for(src, tgt), src, tgt, recipe.split), recipe.clean, report
+    )
+    src_file = work / "corpus" / f"{src}-{tgt}.{src}"
+    tgt_file = work / "corpus" / f"{src}-{tgt}.{tgt}"
+    src_file.parent.mkdir(parents=True, exist_ok=True)
+    limit = recipe.max_pairs
+    with open(src_file, "w", encoding="utf-8") as s, open(tgt_file, "w", encoding="utf-8") as t:
+        for count, (src_line, tgt_line) in enumerate(kept):
+            if limit is not None and count >= limit:
+                break
+            s.write(src_line + "\n")
+            t.write(tgt_line + "\n")
+    log.info("%s-%s: %s", src, tgt, report.as_dict())
+    if report.kept == 0:
+        raise BuildError(f"{src}-{tgt}: no sentence pair survived cleaning ({report.as_dict()})")
+    return PairData(src, tgt, src_file, tgt_file, report)
+
+
+def _read_lines(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle]
+
+
+def _align_pair(recipe: Recipe, pair: PairData, work: Path, cache: Path) -> None:
+    src, tgt = _read_lines(pair.src_file), _read_lines(pair.tgt_file)
+    pair.alignment = align(src, tgt, recipe.align, cache)
+    links = pair.alignment.symmetrized(src, tgt, recipe.align.symmetrization)
+    target = work / "alignments" / f"{pair.src}-{pair.tgt}.{recipe.align.symmetrization}"
+    write_lines(target, (format_pharaoh(line) for line in links))
+
+
+def _settings(recipe: Recipe, templates: Any, names: dict[str, str], stage: str) -> BuildSettings:
+    return BuildSettings(
+        templates=templates,
+        names=names,
+        ratios=recipe.ratios,
+        align=recipe.align_instruct,
+        hint=recipe.hint_instruct,
+        revise=recipe.revise_instruct,
+        both_directions=recipe.directions == "both",
+        seed=recipe.seed,
+        stage=stage,
+    )
+
+
+def _link_sets(recipe: Recipe, kinds: list[str]) -> set[str]:
+    wanted = {"union"} if kinds != ["mt"] else set()
+    wanted |= {recipe.align_instruct.links} if "align" in kinds else set()
+    wanted |= {recipe.hint_instruct.links} if "hint" in kinds else set()
+    wanted |= {recipe.revise_instruct.links} if "revise" in kinds else set()
+    return wanted
+
+
+def aligned_pairs(pair: PairData, link_sets: set[str]) -> Iterator[AlignedPair]:
+    """Stream the cleaned corpus of a pair with the requested link sets per line."""
+    with contextlib.ExitStack() as stack:
+        s = stack.enter_context(open(pair.src_file, encoding="utf-8"))
+        t = stack.enter_context(open(pair.tgt_file, encoding="utf-8"))
+        fwd_lines = rev_lines = itertools.repeat("")
+        if link_sets:
+            assert pair.alignment is not None, "a stage needs links but the pair was not aligned"
+            fwd_lines = stack.enter_context(open(pair.alignment.fwd_path, encoding="utf-8"))
+            rev_lines = stack.enter_context(open(pair.alignment.rev_path, encoding="utf-8"))
+        rows = zip(s, t, fwd_lines, rev_lines, strict=False)  # repeat("") is endless
+        for line, (src, tgt, fwd, rev) in enumerate(rows, start=1):
+            src, tgt = src.rstrip("\n"), tgt.rstrip("\n")
+            src_words, tgt_words = words(src), words(tgt)
+            fwd_links, rev_links = parse_pharaoh(fwd), parse_pharaoh(rev)
+            n, m = len(src_words), len(tgt_words)
+            links = {name: symmetrize(fwd_links, rev_links, n, m, name) for name in link_sets}
+            yield AlignedPair(line, pair.src, pair.tgt, src, tgt, src_words, tgt_words, links)
+
+
+def _build_stage(
+    recipe: Recipe,
+    settings: BuildSettings,
+    kinds: list[str],
+    pairs: list[PairData],
+    folder: Path,
+    identity: dict[str, Any],
+    progress: bool,
+) -> dict[str, Any]:
+    builder = InstructionBuilder(settings, kinds)
+    counts: Counter[str] = Counter()
+    total_lines = sum(
+        p.report.kept if recipe.max_pairs is None else min(p.report.kept, recipe.max_pairs)
+        for p in pairs
+    )
+    bar = tqdm(total=total_lines, desc=folder.name, unit="pair", disable=not progress)
+
+    def samples() -> Iterator[Sample]:
+        link_sets = _link_sets(recipe, kinds)
+        for pair in pairs:
+            for aligned in aligned_pairs(pair, link_sets):
+                for sample in builder.samples(aligned):
+                    counts[f"{sample.kind}:{sample.src}-{sample.tgt}"] += 1
+                    yield sample
+                bar.update(1)
+
+    def batches() -> Iterator[list[tuple[str, str]]]:
+        batch: list[tuple[str, str]] = []
+        for sample in samples():
+            batch.append((sample.prompt, sample.answer))
+            if len(batch) == BATCH_SIZE:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    started = time.perf_counter()
+    writer = ShardWriter(folder, token_dtype(identity["vocab_size"]), recipe.shard_max_tokens)
+    stats = Counter()
+    for encoded in encode_stream(batches(), recipe.tokenizer, recipe.max_seq_len, recipe.workers):
+        writer.add(encoded)
+        stats["samples"] += len(encoded.lengths)
+        stats["tokens"] += int(encoded.lengths.sum())
+        stats["answer_tokens"] += int((encoded.lengths - encoded.prompt_lengths).sum())
+        stats["truncated"] += encoded.truncated
+        stats["dropped_prompt_too_long"] += encoded.dropped
+    shards = writer.close()
+    bar.close()
+    seconds = time.perf_counter() - started
+    log.info(
+        "%s: %d samples, %d tokens, %.0f tokens/s",
+        folder.name,
+        stats["samples"],
+        stats["tokens"],
+        stats["tokens"] / max(seconds, 1e-9),
+    )
+    return {
+        "name": folder.name,
+        "kinds": kinds,
+        "samples": stats["samples"],
+        "tokens": stats["tokens"],
+        "answer_tokens": stats["answer_tokens"],
+        "truncated": stats["truncated"],
+        "dropped": {"prompt_too_long": stats["dropped_prompt_too_long"]},
+        "skipped": dict(sorted(builder.skipped.items())),
+        "by_kind": _by_kind(counts),
+        "by_direction": dict(sorted(counts.items())),
+        "shards": [vars(s) for s in shards],
+    }
+
+
+def _by_kind(counts: Counter[str]) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for key, value in counts.items():
+        totals[key.split(":")[0]] += value
+    return dict(sorted(totals.items()))
+
+
+def _corpus_entry(pair: PairData, work: Path) -> dict[str, Any]:
+    entry: dict[str, Any] = {"clean": pair.report.as_dict()}
+    files = [pair.src_file, pair.tgt_file]
+    alignment_files = sorted((work / "alignments").glob(f"{pair.src}-{pair.tgt}.*"))
+    entry["files"] = {str(p.relative_to(work)): sha256_file(p) for p in files + alignment_files}
+    if pair.alignment is not None:
+        entry["alignment_cache_key"] = pair.alignment.key
+    return entry

@@ -1,0 +1,199 @@
+"""`python -m data_prep COMMAND`: the data-prep command line.
+
+    python -m data_prep freedict --out data/freedict          # real de-en corpus (Debian)
+    python -m data_prep tokenizer --out tok data/freedict/train.de data/freedict/train.en
+    python -m data_prep clean --src a.de --tgt a.en --out clean/a
+    python -m data_prep align --src a.de --tgt a.en --out a.links [--lexicon lex.tsv]
+    python -m data_prep build freedict --out runs/shards [key=value ...]
+    python -m data_prep inspect runs/shards
+    python -m data_prep demo --out runs/demo                  # all of the above on FreeDict
+
+User mistakes (bad recipe, missing or malformed files) exit with status 2 and one
+message naming the file, line or key; they never end in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from data_prep.align import SYMMETRIZATIONS, AlignConfig, align, format_pharaoh
+from data_prep.align_quality import lexicon_precision, load_lexicon
+from data_prep.build import BuildError, build, default_cache_dir
+from data_prep.cleaning import CleanConfig, CleanReport, clean
+from data_prep.fileio import write_json, write_lines
+from data_prep.freedict import FreeDictError, build_corpus, fetch_deb
+from data_prep.inspect import InspectError, inspect
+from data_prep.readers import CorpusError, read_file_pair
+from data_prep.recipe import load_recipe
+from data_prep.tokenizer import train_tokenizer
+from data_prep.typed_config import ConfigError
+
+USER_ERRORS = (
+    ConfigError,
+    CorpusError,
+    BuildError,
+    FreeDictError,
+    InspectError,
+    FileNotFoundError,
+    FileExistsError,
+)
+
+
+def _freedict(args: argparse.Namespace) -> None:
+    deb = (
+        Path(args.deb)
+        if args.deb
+        else fetch_deb(Path(args.cache or default_cache_dir()) / "freedict")
+    )
+    summary = build_corpus(deb, Path(args.out))
+    print(json.dumps(summary, indent=2))
+
+
+def _tokenizer(args: argparse.Namespace) -> None:
+    out = train_tokenizer(args.files, args.out, vocab_size=args.vocab_size)
+    print(f"tokenizer written to {out}")
+
+
+def _clean(args: argparse.Namespace) -> None:
+    config = CleanConfig(
+        max_chars=args.max_chars, max_length_ratio=args.max_ratio, dedup=args.dedup
+    )
+    report = CleanReport()
+    kept = list(clean(read_file_pair(Path(args.src), Path(args.tgt)), config, report))
+    suffix_src, suffix_tgt = Path(args.src).suffix, Path(args.tgt).suffix
+    write_lines(f"{args.out}{suffix_src}", (s for s, _ in kept))
+    write_lines(f"{args.out}{suffix_tgt}", (t for _, t in kept))
+    write_json(f"{args.out}.report.json", report.as_dict())
+    print(json.dumps(report.as_dict(), indent=2))
+
+
+def _read(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle]
+
+
+def _align(args: argparse.Namespace) -> None:
+    src, tgt = _read(args.src), _read(args.tgt)
+    config = AlignConfig(aligner=args.aligner, symmetrization=args.symmetrization)
+    problems = config.problems("align")
+    if problems:
+        raise ConfigError("command line", problems)
+    alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align")
+    links = alignment.symmetrized(src, tgt, args.symmetrization)
+    write_lines(args.out, (format_pharaoh(line) for line in links))
+    print(f"wrote {len(links)} lines of {args.symmetrization} links to {args.out}")
+    if args.lexicon:
+        precision = lexicon_precision(src, tgt, links, load_lexicon(args.lexicon))
+        print(
+            f"lexicon precision {precision.value:.3f} "
+            f"({precision.confirmed}/{precision.judged} judged links, {precision.links} links)"
+        )
+
+
+def _build(args: argparse.Namespace) -> None:
+    recipe = load_recipe(args.recipe, args.overrides)
+    manifest = build(recipe, args.out, cache_dir=args.cache, overwrite=args.overwrite)
+    for stage in manifest["stages"]:
+        print(f"{stage['name']}: {stage['samples']} samples, {stage['tokens']} tokens")
+    print(f"manifest: {Path(args.out) / 'manifest.json'}")
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    print(inspect(args.dir, samples=args.samples, tokenizer_path=args.tokenizer))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    """The built-in default: real FreeDict de-en data, a locally trained tokenizer, CPU."""
+    out = Path(args.out)
+    cache = Path(args.cache or default_cache_dir())
+    corpus = out / "corpus"
+    if not (corpus / "train.de").exists():
+        deb = Path(args.deb) if args.deb else fetch_deb(cache / "freedict")
+        print(json.dumps(build_corpus(deb, corpus), indent=2))
+    tokenizer = out / "tokenizer"
+    if not (tokenizer / "tokenizer.json").exists():
+        train_tokenizer([corpus / "train.de", corpus / "train.en"], tokenizer, vocab_size=4000)
+    overrides = [f"corpus.path={corpus}/", f"tokenizer={tokenizer}", *args.overrides]
+    recipe = load_recipe("freedict", overrides)
+    build(recipe, out / "shards", cache_dir=cache, overwrite=True)
+    print(inspect(out / "shards", samples=2))
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__.split("\n")[0])
+    main.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = main.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "freedict", help="fetch Debian's dict-freedict-deu-eng and write a de-en split"
+    )
+    p.add_argument("--out", required=True)
+    p.add_argument("--deb", help="use this .deb instead of running apt-get download")
+    p.add_argument("--cache", help="where downloads are kept (default ~/.cache/aligninstruct)")
+    p.set_defaults(run=_freedict)
+
+    p = sub.add_parser("tokenizer", help="train a small byte-level BPE tokenizer on text files")
+    p.add_argument("--out", required=True)
+    p.add_argument("--vocab-size", type=int, default=4000)
+    p.add_argument("files", nargs="+")
+    p.set_defaults(run=_tokenizer)
+
+    p = sub.add_parser("clean", help="filter a line-aligned file pair and report drops")
+    p.add_argument("--src", required=True)
+    p.add_argument("--tgt", required=True)
+    p.add_argument("--out", required=True, help="output prefix: PREFIX.{src ext,tgt ext}")
+    p.add_argument("--max-chars", type=int, default=CleanConfig.max_chars)
+    p.add_argument("--max-ratio", type=float, default=CleanConfig.max_length_ratio)
+    p.add_argument("--dedup", action="store_true")
+    p.set_defaults(run=_clean)
+
+    p = sub.add_parser("align", help="word-align a file pair; write symmetrised Pharaoh links")
+    p.add_argument("--src", required=True)
+    p.add_argument("--tgt", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--aligner", default="eflomal", choices=["eflomal", "fast_align"])
+    p.add_argument("--symmetrization", default="grow-diag-final-and", choices=SYMMETRIZATIONS)
+    p.add_argument("--lexicon", help="headword<TAB>translations file: report link precision")
+    p.add_argument("--cache", help="cache root (default ~/.cache/aligninstruct)")
+    p.set_defaults(run=_align)
+
+    p = sub.add_parser("build", help="build instruction shards from a recipe")
+    p.add_argument("recipe", help="recipe YAML, or a shipped recipe name (freedict, ...)")
+    p.add_argument(
+        "overrides", nargs="*", help="key=value overrides, e.g. align.aligner=fast_align"
+    )
+    p.add_argument("--out", required=True)
+    p.add_argument("--cache", help="alignment cache root (default ~/.cache/aligninstruct)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(run=_build)
+
+    p = sub.add_parser("inspect", help="print a build's manifest and decoded samples")
+    p.add_argument("dir")
+    p.add_argument("--samples", type=int, default=3)
+    p.add_argument("--tokenizer", help="tokenizer to decode with (default: the manifest's)")
+    p.set_defaults(run=_inspect)
+
+    p = sub.add_parser("demo", help="the built-in default: FreeDict de-en to shards")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--deb")
+    p.add_argument("--cache")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(run=_demo)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("megatron").setLevel(logging.WARNING)
+    try:
+        args.run(args)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,346 @@
+"""Rebuild the FreeDict German-English sentence pairs and lexicon from the Debian package.
+
+Source: Debian's `dict-freedict-deu-eng` (GPL-3+), which ships the dictionary in dictd
+format: `usr/share/dictd/freedict-deu-eng.dict.dz` (gzip text) and `.index` (lines
+`headword<TAB>offset<TAB>length`, numbers in dictd's base64). Entries are cut out of the
+text with the index. A sentence entry is one whose German headword is a whole sentence,
+with the English translation on the next line::
+
+    Ich trau' mich nicht nach Hause. /(IPA)/
+    I daren't go home., I'm scared to go home.
+
+The published split (shared/data/freedict-deu-eng) was, despite its README, read as
+blank-line separated blocks: an entry that follows another without a blank line in
+between was glued to it and lost, with its pairs and its lexicon translations ("Haus"
+there lacks "house", "Hund" lacks "dog"). Its lexicon also cut headwords at the first
+slash, so "Wasser/Luft usw. umwälzen" gave "Wasser: circulate". `as_published=True`, the
+default, keeps both quirks and reproduces the published files byte for byte; `False` reads
+every entry and takes the whole headword.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from data_prep.fileio import sha256_file, write_lines
+
+DEFAULT_PACKAGE = "dict-freedict-deu-eng"
+DEFAULT_SEED = 20261128
+
+Entry = tuple[str, str]
+Pair = tuple[str, str]
+
+_DICTD_DIR = "usr/share/dictd"
+_B64 = {
+    c: v for v, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+}
+_METADATA_PREFIXES = ("00database", "00-database")
+
+_TRAILING_TAGS = re.compile(r"(?:\s*<[^<>]*>)+\s*$")
+_TRAILING_PRON = re.compile(r"\s/[^/]*/$")
+_TRAILING_NOTE = re.compile(r"\s\((?:[^()]|\([^()]*\))*\)$")
+_SENTENCE_END = (".", "!", "?")
+_MIN_SENTENCE_WORDS = 4
+_PLACEHOLDER = re.compile(r"\b(?:etw|jd[mns]?|sth|sb)\.|\b(?:sth|sb)'s\b")
+_BRACES = re.compile(r"[{}]")
+_STACKED_LABELS = re.compile(r"\]\s+\[")
+_LEADING_LABEL = re.compile(r"^\s*\[[^\]]*\]\s*")
+_TAG = re.compile(r"<[^<>]*>")
+_GERMAN_WORD = re.compile(r"[A-Za-zÄÖÜäöüß-]+")
+_ENGLISH_WORD = re.compile(r"[A-Za-z'-]+")
+
+
+class FreeDictError(RuntimeError):
+    """The FreeDict package could not be fetched, unpacked or read."""
+
+
+def fetch_deb(cache_dir: Path, package: str = DEFAULT_PACKAGE) -> Path:
+    """Return `{package}_*.deb` from `cache_dir` (the last by name), else apt-get download it."""
+    cache_dir = Path(cache_dir)
+    if found := _cached_debs(cache_dir, package):
+        return found[-1]
+    if shutil.which("apt-get") is None:
+        raise FreeDictError(
+            f"no {package}_*.deb in {cache_dir} and apt-get is not installed; "
+            f"download the package elsewhere and pass --deb PATH"
+        )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    command = ["apt-get", "download", package]
+    proc = subprocess.run(command, cwd=cache_dir, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise FreeDictError(
+            f"`{' '.join(command)}` in {cache_dir} failed (exit {proc.returncode}): "
+            f"{proc.stderr.strip() or proc.stdout.strip()}\n"
+            f"Run `apt-get update` first, or pass --deb PATH to a downloaded {package}_*.deb."
+        )
+    if found := _cached_debs(cache_dir, package):
+        return found[-1]
+    raise FreeDictError(
+        f"`{' '.join(command)}` succeeded but left no {package}_*.deb in {cache_dir}"
+    )
+
+
+def _cached_debs(cache_dir: Path, package: str) -> list[Path]:
+    """The `{package}_*.deb` files in `cache_dir`, sorted by name."""
+    return sorted(cache_dir.glob(f"{package}_*.deb")) if cache_dir.is_dir() else []
+
+
+def extract_dict(deb: Path, dest: Path) -> tuple[Path, Path]:
+    """Unpack `deb` into `dest` with `dpkg-deb -x`; return its (.dict.dz, .index) paths."""
+    deb = Path(deb)
+    if not deb.is_file():
+        raise FreeDictError(f"{deb}: no such file (expected a {DEFAULT_PACKAGE}_*.deb)")
+    if shutil.which("dpkg-deb") is None:
+        raise FreeDictError(
+            f"cannot unpack {deb}: dpkg-deb is not installed (apt-get install dpkg)"
+        )
+    command = ["dpkg-deb", "-x", str(deb), str(dest)]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise FreeDictError(
+            f"{deb} is not a readable Debian package: `{' '.join(command)}` failed "
+            f"(exit {proc.returncode}): {proc.stderr.strip()}"
+        )
+    return _dictd_files(deb, Path(dest) / _DICTD_DIR)
+
+
+def _dictd_files(deb: Path, dictd: Path) -> tuple[Path, Path]:
+    """The single `*.dict.dz` in `dictd` and the `.index` beside it."""
+    dicts = sorted(dictd.glob("*.dict.dz"))
+    if len(dicts) != 1:
+        raise FreeDictError(
+            f"{deb}: expected exactly one {_DICTD_DIR}/*.dict.dz, found {len(dicts)}"
+        )
+    index = dicts[0].with_name(dicts[0].name.removesuffix(".dict.dz") + ".index")
+    if not index.is_file():
+        raise FreeDictError(f"{deb}: {_DICTD_DIR}/{index.name} missing beside {dicts[0].name}")
+    return dicts[0], index
+
+
+def iter_entries(dict_dz: Path, index: Path) -> Iterator[Entry]:
+    """Yield (index headword, entry text) in dictionary (byte offset) order.
+
+    The headword is the index's folded form (lower case, no punctuation); the entry's own
+    first line holds the real one. dictd's `00-database-*` metadata entries are skipped, and
+    index lines that point at the same text yield it once.
+    """
+    spans = _read_index(index)
+    text = _read_dict(dict_dz)
+    for offset, length, headword in spans:
+        if offset + length > len(text):
+            raise FreeDictError(
+                f"{index}: entry {headword!r} points past the end of {dict_dz} "
+                f"({offset}+{length} > {len(text)} bytes)"
+            )
+        yield headword, text[offset : offset + length].decode("utf-8")
+
+
+def _read_index(index: Path) -> list[tuple[int, int, str]]:
+    """(offset, length, headword) of each non-metadata entry, sorted, one per text span."""
+    spans: dict[tuple[int, int], str] = {}
+    with open(index, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 3:
+                raise FreeDictError(
+                    f"{index}:{number}: expected headword<TAB>offset<TAB>length, got {line!r}"
+                )
+            headword, offset, length = fields
+            if not headword.startswith(_METADATA_PREFIXES):
+                span = (_b64(offset, index, number), _b64(length, index, number))
+                spans.setdefault(span, headword)
+    return sorted((offset, length, head) for (offset, length), head in spans.items())
+
+
+def _b64(digits: str, index: Path, number: int) -> int:
+    """Decode one dictd base64 number (A-Za-z0-9+/, most significant digit first)."""
+    value = 0
+    try:
+        for char in digits:
+            value = value * 64 + _B64[char]
+    except KeyError as err:
+        raise FreeDictError(f"{index}:{number}: {digits!r} is not a dictd base64 number") from err
+    return value
+
+
+def _read_dict(dict_dz: Path) -> bytes:
+    """The decompressed bytes of a dictzip (gzip-compatible) file."""
+    try:
+        with gzip.open(dict_dz, "rb") as handle:
+            return handle.read()
+    except (OSError, EOFError, zlib.error) as err:
+        raise FreeDictError(f"{dict_dz}: not a gzip/dictzip file ({err})") from err
+
+
+def block_heads(entries: Iterable[Entry]) -> Iterator[Entry]:
+    """Yield the entries that open a blank-line separated block of the dictionary text.
+
+    This is how the published split read the text: an entry that follows another without
+    a blank line in between (and the first entry, glued to the dictd header) went unseen.
+    """
+    previous = ""
+    for entry in entries:
+        if previous.endswith("\n\n"):
+            yield entry
+        previous = entry[1]
+
+
+def _selected(entries: Iterable[Entry], as_published: bool) -> Iterable[Entry]:
+    """Only the block heads, as the published split saw them, or all entries."""
+    return block_heads(entries) if as_published else entries
+
+
+def sentence_pairs(entries: Iterable[Entry], *, as_published: bool = True) -> list[Pair]:
+    """Clean (German, English) sentence pairs, one per German sentence, in dictionary order.
+
+    A sentence entry's headword (pronunciation and grammar tags stripped) and the English
+    line below it both end in . ! or ?. The first entry for a German sentence decides its
+    translation; the pair is then dropped if the German has fewer than 4 words or either
+    side holds a placeholder (etw., jdn., jdm., jds., sth., sb., ...), a slash or a brace,
+    or the English is marked with stacked labels ("[Ös.] [ugs.] ..."). Dictionary order is
+    fixed by the byte offsets, not the index's line order, so the result is deterministic.
+    `as_published` reads only the entries the published split saw (see the module doc).
+    """
+    seen: set[str] = set()
+    pairs: list[Pair] = []
+    for _, text in _selected(entries, as_published):
+        pair = _sentence_entry(text)
+        if pair is None or pair[0] in seen:
+            continue
+        seen.add(pair[0])
+        if _is_clean(*pair):
+            pairs.append(pair)
+    return pairs
+
+
+def _sentence_entry(text: str) -> Pair | None:
+    """(German, English) if the entry's headword and translation are both sentences."""
+    lines = text.split("\n", 2)
+    if len(lines) < 2 or not lines[1].rstrip().endswith((*_SENTENCE_END, ">")):
+        return None
+    german = _headword(lines[0])
+    english = _normalise(_TRAILING_TAGS.sub("", lines[1]))
+    if german.endswith(_SENTENCE_END) and english.endswith(_SENTENCE_END):
+        return german, english
+    return None
+
+
+def _headword(line: str, *, notes: bool = False) -> str:
+    """An entry's first line less grammar tags and pronunciation.
+
+    With `notes`, a trailing parenthesised note such as "(Abs. /aps/)" or "([+ gen])" goes too.
+    """
+    line = _TRAILING_TAGS.sub("", line)
+    if notes:
+        line = _TRAILING_NOTE.sub("", line)
+    return _normalise(_TRAILING_PRON.sub("", line))
+
+
+def _normalise(text: str) -> str:
+    """Collapse all whitespace (tabs, newlines included) to single spaces."""
+    return " ".join(text.split())
+
+
+def _is_clean(german: str, english: str) -> bool:
+    """Whether a sentence pair is free of dictionary notation."""
+    both = f"{german} {english}"
+    return (
+        len(german.split()) >= _MIN_SENTENCE_WORDS
+        and not _PLACEHOLDER.search(both)
+        and "/" not in both
+        and not _BRACES.search(both)
+        and not _STACKED_LABELS.search(english)
+    )
+
+
+def lexicon(entries: Iterable[Entry], *, as_published: bool = True) -> dict[str, list[str]]:
+    """Map single-word German headwords to their single-word English translations.
+
+    Headwords keep the dictionary's case and come in order of first appearance; with
+    `as_published` a headword is the first line up to any slash, else the line less tags,
+    pronunciation and a trailing note. Translations are the comma/semicolon separated items
+    of the line below, less one leading usage label and grammar tags, that are one plain
+    ASCII word; each headword lists them once, sorted.
+    """
+    found: dict[str, set[str]] = {}
+    for _, text in _selected(entries, as_published):
+        lines = text.split("\n", 2)
+        if len(lines) < 2:
+            continue
+        headword = _lexicon_headword(lines[0], as_published)
+        if _GERMAN_WORD.fullmatch(headword) and (words := _single_words(lines[1])):
+            found.setdefault(headword, set()).update(words)
+    return {headword: sorted(words) for headword, words in found.items()}
+
+
+def _lexicon_headword(line: str, as_published: bool) -> str:
+    """The lexicon key of an entry's first line."""
+    return line.split("/", 1)[0].strip() if as_published else _headword(line, notes=True)
+
+
+def _single_words(line: str) -> list[str]:
+    """The one-word translations on an English line."""
+    items = re.split(r"[,;]", _LEADING_LABEL.sub("", line))
+    words = (_TAG.sub(" ", item).strip() for item in items)
+    return [word for word in words if _ENGLISH_WORD.fullmatch(word)]
+
+
+def split_pairs(
+    pairs: Iterable[Pair], seed: int = DEFAULT_SEED, dev: int = 500, test: int = 500
+) -> dict[str, list[Pair]]:
+    """Shuffle with `random.Random(seed)`; test takes the first `test`, dev the next `dev`."""
+    shuffled = list(pairs)
+    if len(shuffled) < dev + test:
+        raise ValueError(f"{len(shuffled)} pairs cannot fill dev={dev} and test={test}")
+    random.Random(seed).shuffle(shuffled)
+    return {
+        "train": shuffled[test + dev :],
+        "dev": shuffled[test : test + dev],
+        "test": shuffled[:test],
+    }
+
+
+def build_corpus(
+    deb: Path,
+    out_dir: Path,
+    seed: int = DEFAULT_SEED,
+    dev: int = 500,
+    test: int = 500,
+    *,
+    as_published: bool = True,
+) -> dict[str, Any]:
+    """Write `{train,dev,test}.{de,en}` and `lexicon.tsv` to `out_dir`; return a summary.
+
+    Every file is written atomically. With the defaults the output equals the published
+    split in shared/data/freedict-deu-eng.
+    """
+    deb, out_dir = Path(deb), Path(out_dir)
+    with tempfile.TemporaryDirectory(prefix="freedict-") as tmp:
+        dict_dz, index = extract_dict(deb, Path(tmp))
+        entries = list(iter_entries(dict_dz, index))
+    pairs = sentence_pairs(entries, as_published=as_published)
+    words = lexicon(entries, as_published=as_published)
+    del entries
+    splits = split_pairs(pairs, seed=seed, dev=dev, test=test)
+    for name, items in splits.items():
+        write_lines(out_dir / f"{name}.de", (german for german, _ in items))
+        write_lines(out_dir / f"{name}.en", (english for _, english in items))
+    write_lines(out_dir / "lexicon.tsv", (f"{de}\t{' '.join(en)}" for de, en in words.items()))
+    return {
+        "package": deb.name,
+        "sha256": sha256_file(deb),
+        "seed": seed,
+        "as_published": as_published,
+        "pairs": len(pairs),
+        "splits": {name: len(items) for name, items in splits.items()},
+        "lexicon": len(words),
+    }

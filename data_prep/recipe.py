@@ -1,0 +1,169 @@
+"""Data recipes: languages, corpora, instruction types, curriculum, tokenization.
+
+A recipe is YAML loaded into `Recipe` (see `typed_config`). Shipped recipes live in
+`data_prep/recipes/`. The curriculum is a string of stages separated by `->`, each a
+`+`-joined set of instruction types, e.g. `MT+Align->MT`; `ratios` says how many
+samples of each type one sentence pair yields (per direction for MT, Hint and Revise,
+per pair for Align; a fraction is drawn per pair with the seeded RNG).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from data_prep.align import AlignConfig, Symmetrization
+from data_prep.cleaning import CleanConfig
+from data_prep.languages import OPUS100_LANGUAGES
+from data_prep.readers import SPLITS, CorpusSpec
+from data_prep.typed_config import load_config
+
+INSTRUCTION_TYPES: tuple[str, ...] = ("mt", "align", "hint", "revise")
+_TYPE_NAMES = {"mt": "mt", "align": "align", "hint": "hint", "revise": "revise"}
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+
+class CurriculumError(ValueError):
+    pass
+
+
+def parse_curriculum(text: str) -> list[list[str]]:
+    """`"MT+Align->MT"` -> [["mt", "align"], ["mt"]]."""
+    stages = []
+    for stage in text.split("->"):
+        kinds = [part.strip().lower() for part in stage.split("+")]
+        unknown = [k for k in kinds if k not in _TYPE_NAMES]
+        if unknown or not stage.strip():
+            raise CurriculumError(
+                f"curriculum {text!r}: unknown instruction type(s) {unknown or [stage]}; "
+                "use MT, Align, Hint, Revise joined by '+' and stages joined by '->'"
+            )
+        if len(set(kinds)) != len(kinds):
+            raise CurriculumError(f"curriculum {text!r}: a type repeats within stage {stage!r}")
+        stages.append(kinds)
+    return stages
+
+
+def stage_name(index: int, kinds: list[str]) -> str:
+    """Folder name of a stage: `stage1-mt+align`."""
+    return f"stage{index + 1}-" + "+".join(kinds)
+
+
+@dataclass(frozen=True)
+class AlignInstructConfig:
+    """Discriminative AlignInstruct: positives from `links`, 1-to-1 content-word links only."""
+
+    positive_share: float = 0.5
+    links: Symmetrization = "intersection"
+
+    def problems(self, key: str) -> list[str]:
+        ok = 0.0 <= self.positive_share <= 1.0
+        return [] if ok else [f"{key}.positive_share: must be within [0, 1]"]
+
+
+@dataclass(frozen=True)
+class HintInstructConfig:
+    max_hints: int = 3
+    links: Symmetrization = "intersection"
+
+    def problems(self, key: str) -> list[str]:
+        return [] if self.max_hints >= 1 else [f"{key}.max_hints: must be >= 1"]
+
+
+@dataclass(frozen=True)
+class ReviseInstructConfig:
+    links: Symmetrization = "intersection"
+    # Wrong words are drawn from content words of recent sentences of the same language.
+    pool_size: int = 2000
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    pairs: list[str]
+    corpus: CorpusSpec
+    tokenizer: str
+    curriculum: str = "MT+Align->MT"
+    directions: Literal["both", "forward"] = "both"
+    split: Literal["train", "dev", "test"] = "train"
+    corpora: dict[str, CorpusSpec] = field(default_factory=dict)
+    max_pairs: int | None = None
+    ratios: dict[str, float] = field(default_factory=lambda: dict.fromkeys(INSTRUCTION_TYPES, 1.0))
+    language_names: dict[str, str] = field(default_factory=dict)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    align_instruct: AlignInstructConfig = field(default_factory=AlignInstructConfig)
+    hint_instruct: HintInstructConfig = field(default_factory=HintInstructConfig)
+    revise_instruct: ReviseInstructConfig = field(default_factory=ReviseInstructConfig)
+    templates: str | None = None
+    max_seq_len: int = 512
+    shard_max_tokens: int = 50_000_000
+    workers: int = 2
+    seed: int = 1
+
+    def problems(self, key: str) -> list[str]:
+        found = self.corpus.problems("corpus")
+        for pair, spec in self.corpora.items():
+            found += spec.problems(f"corpora.{pair}")
+        found += self._pair_problems()
+        try:
+            parse_curriculum(self.curriculum)
+        except CurriculumError as err:
+            found.append(f"curriculum: {err}")
+        for kind, ratio in self.ratios.items():
+            if kind not in INSTRUCTION_TYPES:
+                found.append(f"ratios.{kind}: unknown type (known: {list(INSTRUCTION_TYPES)})")
+            elif ratio < 0:
+                found.append(f"ratios.{kind}: must be >= 0")
+        for name, value in (("max_seq_len", self.max_seq_len), ("workers", self.workers)):
+            if value < 1:
+                found.append(f"{name}: must be >= 1")
+        if self.shard_max_tokens < self.max_seq_len:
+            found.append("shard_max_tokens: must be >= max_seq_len")
+        if self.max_pairs is not None and self.max_pairs < 1:
+            found.append("max_pairs: must be >= 1 (or null for all)")
+        return found
+
+    def _pair_problems(self) -> list[str]:
+        found = []
+        if not self.pairs:
+            found.append("pairs: at least one language pair is required (e.g. [de-en])")
+        known = set(OPUS100_LANGUAGES) | set(self.language_names)
+        for index, pair in enumerate(self.pairs):
+            codes = pair.split("-")
+            if len(codes) != 2 or codes[0] == codes[1]:
+                found.append(f"pairs[{index}]: {pair!r} is not of the form src-tgt (e.g. de-en)")
+                continue
+            for code in codes:
+                if code not in known:
+                    found.append(
+                        f"pairs[{index}]: unknown language code {code!r}; add it to language_names"
+                    )
+        for pair in self.corpora:
+            if pair not in self.pairs:
+                found.append(f"corpora.{pair}: not one of pairs {self.pairs}")
+        return found
+
+    def language_pairs(self) -> list[tuple[str, str]]:
+        return [tuple(pair.split("-")) for pair in self.pairs]  # type: ignore[misc]
+
+    def corpus_for(self, src: str, tgt: str) -> CorpusSpec:
+        return self.corpora.get(f"{src}-{tgt}", self.corpus)
+
+    def stages(self) -> list[list[str]]:
+        return parse_curriculum(self.curriculum)
+
+    def ratio(self, kind: str) -> float:
+        return self.ratios.get(kind, 1.0)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Load a recipe file, or a shipped recipe by name (`freedict`)."""
+    candidate = Path(path)
+    if not candidate.exists() and (RECIPES_DIR / f"{path}.yaml").exists():
+        candidate = RECIPES_DIR / f"{path}.yaml"
+    return load_config(Recipe, candidate, overrides)
+
+
+__all__ = ["SPLITS", "Recipe", "load_recipe", "parse_curriculum", "stage_name"]

@@ -1,0 +1,221 @@
+"""Tokenize instruction samples in worker processes and write megatron-core shards.
+
+Each stage folder holds shard pairs: `shard-00000.{bin,idx}` (token ids, one
+sequence and one document per sample) and `shard-00000_mask.{bin,idx}` (uint8 loss
+mask, 1 on answer tokens and EOS), both written with megatron-core's
+`IndexedDatasetBuilder` and readable with its `IndexedDataset`. Tokenization runs in
+a process pool with a bounded number of batches in flight, so memory stays flat
+however large the input is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import warnings
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_prep.fileio import sha256_file
+
+MASK_SUFFIX = "_mask"
+UINT16_LIMIT = 65_500
+
+
+def indexed_dataset_module() -> Any:
+    """megatron-core's indexed_dataset, imported without its Apex/TE fallback warnings."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Transformer Engine and Apex.*")
+        from megatron.core.datasets import indexed_dataset
+    return indexed_dataset
+
+
+def load_tokenizer(path: str) -> Any:
+    """A Hugging Face tokenizer by hub name or local folder; it must define EOS."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"tokenizer {path!r} has no EOS token; samples must end with one")
+    return tokenizer
+
+
+def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
+    """What identifies a tokenizer: training refuses shards built with another one."""
+    vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode()
+    return {
+        "name_or_path": str(tokenizer.name_or_path),
+        "class": type(tokenizer).__name__,
+        "vocab_size": len(tokenizer),
+        "eos_token_id": tokenizer.eos_token_id,
+        "fingerprint": hashlib.sha256(vocab).hexdigest()[:16],
+    }
+
+
+def token_dtype(vocab_size: int) -> type[np.integer]:
+    """uint16 while the ids fit, int32 beyond (BLOOM's 250,880 needs int32)."""
+    return np.uint16 if vocab_size < UINT16_LIMIT else np.int32
+
+
+@dataclass
+class Encoded:
+    """A batch of tokenized samples: ids concatenated, with per-sample lengths."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+    prompt_lengths: np.ndarray
+    truncated: int = 0
+    dropped: int = 0
+    kept: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+
+_WORKER_TOKENIZER: Any = None
+
+
+def _init_worker(path: str) -> None:
+    global _WORKER_TOKENIZER
+    # One process per core already: the Rust tokenizer must not start threads of its own.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _WORKER_TOKENIZER = load_tokenizer(path)
+
+
+def encode_batch(tokenizer: Any, batch: list[tuple[str, str]], max_len: int) -> Encoded:
+    """Tokenize prompts (with the tokenizer's own special tokens) and answers, add EOS.
+
+    A sample longer than `max_len` keeps its prompt and loses the end of its answer
+    (and its EOS: a cut answer must not teach the model to stop there); a sample whose
+    prompt alone leaves no room for one answer token is dropped.
+    """
+    prompts = tokenizer([p for p, _ in batch], add_special_tokens=True)["input_ids"]
+    answers = tokenizer([a for _, a in batch], add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    pieces, lengths, prompt_lengths, kept = [], [], [], []
+    truncated = dropped = 0
+    for prompt, answer in zip(prompts, answers, strict=True):
+        ids = prompt + answer + [eos]
+        if len(ids) > max_len:
+            if len(prompt) >= max_len:
+                dropped += 1
+                kept.append(False)
+                continue
+            ids = ids[:max_len]
+            truncated += 1
+        pieces.append(ids)
+        lengths.append(len(ids))
+        prompt_lengths.append(len(prompt))
+        kept.append(True)
+    flat = np.fromiter((t for ids in pieces for t in ids), dtype=np.int64)
+    return Encoded(
+        flat,
+        np.asarray(lengths, dtype=np.int64),
+        np.asarray(prompt_lengths, dtype=np.int64),
+        truncated,
+        dropped,
+        np.asarray(kept, dtype=bool),
+    )
+
+
+def _encode_in_worker(batch: list[tuple[str, str]], max_len: int) -> Encoded:
+    return encode_batch(_WORKER_TOKENIZER, batch, max_len)
+
+
+def encode_stream(
+    batches: Iterable[list[tuple[str, str]]], tokenizer_path: str, max_len: int, workers: int
+) -> Iterator[Encoded]:
+    """Encode batches in order; at most `2 * workers` batches are in flight."""
+    if workers <= 1:
+        tokenizer = load_tokenizer(tokenizer_path)
+        for batch in batches:
+            yield encode_batch(tokenizer, batch, max_len)
+        return
+    # fork: workers start in milliseconds instead of re-importing transformers; the
+    # parent has not run the Rust tokenizer's thread pool yet, so forking is safe.
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    context = mp.get_context(method)
+    with context.Pool(workers, initializer=_init_worker, initargs=(tokenizer_path,)) as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(pool.apply_async(_encode_in_worker, (batch, max_len)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+@dataclass
+class ShardInfo:
+    prefix: str
+    sequences: int
+    tokens: int
+    files: dict[str, str]
+
+
+class ShardWriter:
+    """Writes token and mask shards of at most `max_tokens` tokens each."""
+
+    def __init__(self, folder: Path, dtype: type[np.integer], max_tokens: int) -> None:
+        self._builder_cls = indexed_dataset_module().IndexedDatasetBuilder
+        self.folder, self.dtype, self.max_tokens = folder, dtype, max_tokens
+        self.shards: list[ShardInfo] = []
+        self._tokens = self._mask = None
+        self._count = self._size = 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _prefix(self, index: int) -> Path:
+        return self.folder / f"shard-{index:05d}"
+
+    def _open(self) -> None:
+        prefix = self._prefix(len(self.shards))
+        self._tokens = self._builder_cls(f"{prefix}.bin", dtype=self.dtype)
+        self._mask = self._builder_cls(f"{prefix}{MASK_SUFFIX}.bin", dtype=np.uint8)
+        self._count = self._size = 0
+
+    def add(self, encoded: Encoded) -> None:
+        """Append a batch: one document (of one sequence) per sample."""
+        offsets = np.concatenate([[0], np.cumsum(encoded.lengths)])
+        for index, (length, n_prompt) in enumerate(
+            zip(encoded.lengths.tolist(), encoded.prompt_lengths.tolist(), strict=True)
+        ):
+            if self._tokens is None or self._size + length > self.max_tokens:
+                self._close_current()
+                self._open()
+            ids = encoded.ids[offsets[index] : offsets[index + 1]]
+            mask = np.ones(length, dtype=np.uint8)
+            mask[:n_prompt] = 0
+            self._tokens.add_document(ids, [length])
+            self._mask.add_document(mask, [length])
+            self._count += 1
+            self._size += length
+
+    def _close_current(self) -> None:
+        if self._tokens is None:
+            return
+        prefix = self._prefix(len(self.shards))
+        self._tokens.finalize(f"{prefix}.idx")
+        self._mask.finalize(f"{prefix}{MASK_SUFFIX}.idx")
+        names = [f"{prefix.name}{suffix}" for suffix in (".bin", ".idx")]
+        names += [f"{prefix.name}{MASK_SUFFIX}{suffix}" for suffix in (".bin", ".idx")]
+        files = {name: sha256_file(self.folder / name) for name in names}
+        self.shards.append(ShardInfo(prefix.name, self._count, self._size, files))
+        self._tokens = self._mask = None
+
+    def close(self) -> list[ShardInfo]:
+        self._close_current()
+        return self.shards
+
+
+def open_shard(prefix: str | os.PathLike[str]) -> tuple[Any, Any]:
+    """(tokens, mask) megatron-core IndexedDatasets of one shard prefix."""
+    dataset = indexed_dataset_module().IndexedDataset
+    return dataset(str(prefix), mmap=True), dataset(f"{prefix}{MASK_SUFFIX}", mmap=True)
+
+
+def count_by(items: Iterable[str]) -> dict[str, int]:
+    return dict(sorted(Counter(items).items()))

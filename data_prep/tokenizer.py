@@ -1,0 +1,46 @@
+"""A small byte-level BPE tokenizer trained locally (tests, demo, benchmarks).
+
+Real runs use BLOOM's tokenizer; no hub is reachable here, so the built-in default
+trains one with `tokenizers` on the corpus itself and saves it as a Hugging Face
+tokenizer folder that `AutoTokenizer.from_pretrained` loads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from data_prep.fileio import atomic_dir
+
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
+
+
+def train_tokenizer(
+    files: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str], vocab_size: int = 4000
+) -> Path:
+    """Train a byte-level BPE on `files` and save it to `out_dir` (atomically)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train([str(f) for f in files], trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        padding_side="left",
+    )
+    with atomic_dir(out_dir, overwrite=True) as scratch:
+        wrapped.save_pretrained(scratch)
+    return Path(out_dir)

@@ -1,0 +1,172 @@
+"""Typed dataclass configs from YAML with `key=value` overrides, validated up front.
+
+`load_config(cls, path, overrides)` reads YAML, applies dotted overrides such as
+`align.aligner=fast_align` (values parsed as YAML scalars), converts every field to
+its annotated type and collects *every* problem (unknown keys, wrong types, values
+outside a Literal) before raising one `ConfigError` that lists them all with keys.
+Dataclasses may add a `problems(key) -> list[str]` method for cross-field checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """One or more config problems, each naming its key."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} config problem(s):\n{lines}")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`"a.b=3"` -> (["a", "b"], 3)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError("command line", [f"override {item!r}: expected key=value"])
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (creating mappings on the way)."""
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
+    """Read `path` (YAML), apply overrides, convert and validate; raise ConfigError."""
+    source = str(path) if path else "config"
+    data: Any = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(source, [f"file not found: {path}"]) from None
+        except yaml.YAMLError as err:
+            raise ConfigError(source, [f"not valid YAML: {err}"]) from None
+        if not isinstance(data, dict):
+            raise ConfigError(source, [f"top level must be a mapping, got {type(data).__name__}"])
+    apply_overrides(data, overrides or [])
+    problems: list[str] = []
+    obj = convert(cls, data, "", problems)
+    if not problems:
+        problems.extend(_cross_checks(obj, ""))
+    if problems:
+        raise ConfigError(source, problems)
+    return obj
+
+
+def _cross_checks(obj: Any, key: str) -> list[str]:
+    found: list[str] = []
+    if dataclasses.is_dataclass(obj):
+        for f in dataclasses.fields(obj):
+            found.extend(_cross_checks(getattr(obj, f.name), _join(key, f.name)))
+        if hasattr(obj, "problems"):
+            found.extend(obj.problems(key or "config"))
+    elif isinstance(obj, (list, tuple)):
+        for index, item in enumerate(obj):
+            found.extend(_cross_checks(item, f"{key}[{index}]"))
+    return found
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def convert(tp: Any, value: Any, key: str, problems: list[str]) -> Any:
+    """Convert `value` to type `tp`, appending problems instead of raising."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _convert_dataclass(tp, value, key, problems)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return convert(inner[0], value, key, problems) if len(inner) == 1 else value
+    if origin is typing.Literal:
+        if value not in args:
+            problems.append(f"{key or 'value'}: {value!r} is not one of {list(args)}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            problems.append(f"{key}: expected a list, got {value!r}")
+            return []
+        item_type = args[0] if args else Any
+        items = [convert(item_type, v, f"{key}[{i}]", problems) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{key}: expected a mapping, got {value!r}")
+            return {}
+        value_type = args[1] if args else Any
+        return {k: convert(value_type, v, f"{key}.{k}", problems) for k, v in value.items()}
+    return _convert_scalar(tp, value, key, problems)
+
+
+def _convert_scalar(tp: Any, value: Any, key: str, problems: list[str]) -> Any:
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    numeric_bool = tp in (int, float) and isinstance(value, bool)
+    if not isinstance(tp, type) or not isinstance(value, tp) or numeric_bool:
+        name = getattr(tp, "__name__", str(tp))
+        problems.append(f"{key}: expected {name}, got {value!r}")
+    return value
+
+
+def _convert_dataclass(cls: type, value: Any, key: str, problems: list[str]) -> Any:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        problems.append(f"{key or 'config'}: expected a mapping, got {value!r}")
+        return None
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for name in sorted(set(value) - set(known)):
+        problems.append(f"{_join(key, str(name))}: unknown key (known: {', '.join(sorted(known))})")
+    kwargs = {}
+    for name, f in known.items():
+        if name in value:
+            kwargs[name] = convert(hints[name], value[name], _join(key, name), problems)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            problems.append(f"{_join(key, name)}: required key is missing")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        problems.append(f"{key or 'config'}: {err}")
+        return None
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass tree as plain data (for saving the resolved config)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
