@@ -14,7 +14,8 @@ CORE = [
     "tqdm>=4.66",
     "eflomal==2.0.0",
     "sil-thot==3.5.3",
-    "datasets>=3",
+    "datasets>=4,<5",
+    "pyarrow>=15,<22",  # pyarrow 22+ needs numpy 2; unbabel-comet needs numpy < 2
     "deepspeed>=0.19",
     "peft>=0.21",
     "sacrebleu>=2.6",

@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from data_prep.fileio import write_lines
+from data_prep.readers import CorpusError
 from data_prep.wordtok import WORDTOK_VERSION, tokens
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def align(
 ) -> Alignment:
     """Align raw lines `src`/`tgt` (or read the cache) and return the cached links."""
     if len(src) != len(tgt):
-        raise ValueError(f"cannot align {len(src)} source lines with {len(tgt)} target lines")
+        raise CorpusError(f"cannot align {len(src)} source lines with {len(tgt)} target lines")
     src_tok = [" ".join(tokens(line, config.lowercase)) for line in src]
     tgt_tok = [" ".join(tokens(line, config.lowercase)) for line in tgt]
     key = cache_key(src_tok, tgt_tok, config)

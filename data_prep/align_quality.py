@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_prep.align import Links
+from data_prep.readers import CorpusError
 from data_prep.wordtok import tokens
 
 Lexicon = dict[str, set[str]]
@@ -26,7 +27,7 @@ def load_lexicon(path: str | Path) -> Lexicon:
         for number, line in enumerate(handle, start=1):
             head, sep, rest = line.rstrip("\n").partition("\t")
             if not sep:
-                raise ValueError(f"{path}:{number}: expected 'word<TAB>translations'")
+                raise CorpusError(f"{path}:{number}: expected 'word<TAB>translations'")
             lexicon.setdefault(head.lower(), set()).update(w.lower() for w in rest.split())
     return lexicon
 

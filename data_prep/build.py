@@ -18,7 +18,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,14 @@ from tqdm import tqdm
 from data_prep.align import Alignment, align, format_pharaoh, parse_pharaoh, symmetrize
 from data_prep.cleaning import CleanReport, clean
 from data_prep.fileio import atomic_dir, sha256_file, write_json, write_lines
-from data_prep.instructions import AlignedPair, BuildSettings, InstructionBuilder, Sample
+from data_prep.instructions import (
+    AlignedPair,
+    BuildSettings,
+    InstructionBuilder,
+    LinkStats,
+    Sample,
+    collect_stats,
+)
 from data_prep.languages import language_name
 from data_prep.readers import read_pairs
 from data_prep.recipe import Recipe, stage_name
@@ -65,6 +72,12 @@ class PairData:
     tgt_file: Path
     report: CleanReport
     alignment: Alignment | None = None
+    stats: dict[str, LinkStats] = field(default_factory=dict)
+
+    def ensure_stats(self, link_sets: set[str]) -> None:
+        """Corpus-wide link statistics (one extra pass) for the consistency filter."""
+        for link_set in sorted(link_sets - set(self.stats)):
+            self.stats[link_set] = collect_stats(aligned_pairs(self, {link_set}), link_set)
 
 
 def build(
@@ -132,11 +145,8 @@ def _prepare_pair(recipe: Recipe, src: str, tgt: str, work: Path) -> PairData:
     src_file = work / "corpus" / f"{src}-{tgt}.{src}"
     tgt_file = work / "corpus" / f"{src}-{tgt}.{tgt}"
     src_file.parent.mkdir(parents=True, exist_ok=True)
-    limit = recipe.max_pairs
     with open(src_file, "w", encoding="utf-8") as s, open(tgt_file, "w", encoding="utf-8") as t:
-        for count, (src_line, tgt_line) in enumerate(kept):
-            if limit is not None and count >= limit:
-                break
+        for src_line, tgt_line in itertools.islice(kept, recipe.max_pairs):
             s.write(src_line + "\n")
             t.write(tgt_line + "\n")
     log.info("%s-%s: %s", src, tgt, report.as_dict())
@@ -172,15 +182,22 @@ def _settings(recipe: Recipe, templates: Any, names: dict[str, str], stage: str)
     )
 
 
-def _link_sets(recipe: Recipe, kinds: list[str]) -> set[str]:
-    wanted = {"union"} if kinds != ["mt"] else set()
-    wanted |= {recipe.align_instruct.links} if "align" in kinds else set()
-    wanted |= {recipe.hint_instruct.links} if "hint" in kinds else set()
-    wanted |= {recipe.revise_instruct.links} if "revise" in kinds else set()
-    return wanted
+def _positive_configs(recipe: Recipe, kinds: list[str]) -> list[Any]:
+    configs = {"align": recipe.align_instruct, "hint": recipe.hint_instruct}
+    configs["revise"] = recipe.revise_instruct
+    return [configs[kind] for kind in kinds if kind in configs]
 
 
-def aligned_pairs(pair: PairData, link_sets: set[str]) -> Iterator[AlignedPair]:
+def _link_sets(recipe: Recipe, kinds: list[str]) -> tuple[set[str], set[str]]:
+    """(every link set a stage reads, those that need corpus statistics)."""
+    configs = _positive_configs(recipe, kinds)
+    needed = {c.links for c in configs} | ({"union"} if configs else set())
+    return needed, {c.links for c in configs if c.min_consistency > 0}
+
+
+def aligned_pairs(
+    pair: PairData, link_sets: set[str], stats: dict[str, LinkStats] | None = None
+) -> Iterator[AlignedPair]:
     """Stream the cleaned corpus of a pair with the requested link sets per line."""
     with contextlib.ExitStack() as stack:
         s = stack.enter_context(open(pair.src_file, encoding="utf-8"))
@@ -197,7 +214,9 @@ def aligned_pairs(pair: PairData, link_sets: set[str]) -> Iterator[AlignedPair]:
             fwd_links, rev_links = parse_pharaoh(fwd), parse_pharaoh(rev)
             n, m = len(src_words), len(tgt_words)
             links = {name: symmetrize(fwd_links, rev_links, n, m, name) for name in link_sets}
-            yield AlignedPair(line, pair.src, pair.tgt, src, tgt, src_words, tgt_words, links)
+            yield AlignedPair(
+                line, pair.src, pair.tgt, src, tgt, src_words, tgt_words, links, stats or {}
+            )
 
 
 def _build_stage(
@@ -211,16 +230,15 @@ def _build_stage(
 ) -> dict[str, Any]:
     builder = InstructionBuilder(settings, kinds)
     counts: Counter[str] = Counter()
-    total_lines = sum(
-        p.report.kept if recipe.max_pairs is None else min(p.report.kept, recipe.max_pairs)
-        for p in pairs
+    bar = tqdm(
+        total=sum(p.report.kept for p in pairs), desc=folder.name, unit="pair", disable=not progress
     )
-    bar = tqdm(total=total_lines, desc=folder.name, unit="pair", disable=not progress)
 
     def samples() -> Iterator[Sample]:
-        link_sets = _link_sets(recipe, kinds)
+        link_sets, stats_sets = _link_sets(recipe, kinds)
         for pair in pairs:
-            for aligned in aligned_pairs(pair, link_sets):
+            pair.ensure_stats(stats_sets)
+            for aligned in aligned_pairs(pair, link_sets, pair.stats):
                 for sample in builder.samples(aligned):
                     counts[f"{sample.kind}:{sample.src}-{sample.tgt}"] += 1
                     yield sample

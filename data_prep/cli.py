@@ -63,8 +63,13 @@ def _clean(args: argparse.Namespace) -> None:
         max_chars=args.max_chars, max_length_ratio=args.max_ratio, dedup=args.dedup
     )
     report = CleanReport()
-    kept = list(clean(read_file_pair(Path(args.src), Path(args.tgt)), config, report))
     suffix_src, suffix_tgt = Path(args.src).suffix, Path(args.tgt).suffix
+    if suffix_src == suffix_tgt:
+        raise CorpusError(
+            f"{args.src} and {args.tgt} have the same extension {suffix_src!r}: outputs are "
+            "named PREFIX.<extension>, so give the files language extensions (a.de, a.en)"
+        )
+    kept = list(clean(read_file_pair(Path(args.src), Path(args.tgt)), config, report))
     write_lines(f"{args.out}{suffix_src}", (s for s, _ in kept))
     write_lines(f"{args.out}{suffix_tgt}", (t for _, t in kept))
     write_json(f"{args.out}.report.json", report.as_dict())
@@ -72,8 +77,14 @@ def _clean(args: argparse.Namespace) -> None:
 
 
 def _read(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as handle:
-        return [line.rstrip("\n") for line in handle]
+    lines = []
+    for pair in read_file_pair(Path(path), Path(path)):
+        if isinstance(pair.src, bytes):
+            try:
+                lines.append(pair.src.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise CorpusError(f"{path}:{pair.line}: not valid UTF-8") from None
+    return lines
 
 
 def _align(args: argparse.Namespace) -> None:
@@ -187,7 +198,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    cli = parser()
+    # key=value overrides may come before or after options (argparse stops a positional
+    # list at the first option), so collect leftovers that look like overrides.
+    args, extra = cli.parse_known_args(argv)
+    unknown = [item for item in extra if item.startswith("-") or "=" not in item]
+    if unknown or (extra and not hasattr(args, "overrides")):
+        cli.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("megatron").setLevel(logging.WARNING)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from data_prep.align import Links
@@ -34,6 +34,34 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class LinkStats:
+    """Corpus-wide counts of linked (source, target) word pairs, lower-cased.
+
+    `consistency(x, y)` is min(P(y | x), P(x | y)) over the links of the whole corpus: a
+    link that the aligner makes rarely for these two words is more likely an error.
+    """
+
+    pairs: Counter[tuple[str, str]] = field(default_factory=Counter)
+    src: Counter[str] = field(default_factory=Counter)
+    tgt: Counter[str] = field(default_factory=Counter)
+    swapped: bool = False
+
+    def add(self, x: str, y: str) -> None:
+        self.pairs[x, y] += 1
+        self.src[x] += 1
+        self.tgt[y] += 1
+
+    def consistency(self, x: str, y: str) -> float:
+        if self.swapped:
+            x, y = y, x
+        count = self.pairs.get((x, y), 0)
+        return min(count / self.src[x], count / self.tgt[y]) if count else 0.0
+
+    def flipped(self) -> LinkStats:
+        return LinkStats(self.pairs, self.src, self.tgt, not self.swapped)
+
+
+@dataclass(frozen=True)
 class AlignedPair:
     """A cleaned sentence pair with its words and link sets (all as (src, tgt))."""
 
@@ -45,6 +73,7 @@ class AlignedPair:
     src_words: list[Word]
     tgt_words: list[Word]
     links: dict[str, Links]
+    stats: dict[str, LinkStats] = field(default_factory=dict)
 
     def flipped(self) -> AlignedPair:
         """The same pair seen from the target side."""
@@ -57,6 +86,7 @@ class AlignedPair:
             self.tgt_words,
             self.src_words,
             {name: [(j, i) for i, j in links] for name, links in self.links.items()},
+            {name: stats.flipped() for name, stats in self.stats.items()},
         )
 
 
@@ -73,7 +103,7 @@ class BuildSettings:
     stage: str
 
 
-def qualifying_links(pair: AlignedPair, link_set: str) -> Links:
+def one_to_one_content_links(pair: AlignedPair, link_set: str) -> Links:
     """1-to-1 links of `link_set` whose two words are both content words."""
     links = pair.links[link_set]
     src_count = Counter(i for i, _ in links)
@@ -86,6 +116,30 @@ def qualifying_links(pair: AlignedPair, link_set: str) -> Links:
         and is_content(pair.src_words[i].text)
         and is_content(pair.tgt_words[j].text)
     ]
+
+
+def qualifying_links(pair: AlignedPair, link_set: str, min_consistency: float = 0.0) -> Links:
+    """Links that may be stated as true: 1-to-1, content words, and (when asked and the
+    pair carries corpus statistics) a link consistency of at least `min_consistency`."""
+    links = one_to_one_content_links(pair, link_set)
+    stats = pair.stats.get(link_set)
+    if min_consistency <= 0 or stats is None:
+        return links
+    return [
+        (i, j)
+        for i, j in links
+        if stats.consistency(pair.src_words[i].text.lower(), pair.tgt_words[j].text.lower())
+        >= min_consistency
+    ]
+
+
+def collect_stats(pairs: Iterable[AlignedPair], link_set: str) -> LinkStats:
+    """Count the 1-to-1 content links of `link_set` over a corpus."""
+    stats = LinkStats()
+    for pair in pairs:
+        for i, j in one_to_one_content_links(pair, link_set):
+            stats.add(pair.src_words[i].text.lower(), pair.tgt_words[j].text.lower())
+    return stats
 
 
 def negative_targets(pair: AlignedPair, i: int) -> list[int]:
@@ -143,7 +197,8 @@ class InstructionBuilder:
         yield Sample("mt", view.src_lang, view.tgt_lang, prompt, answer)
 
     def _align(self, rng: random.Random, view: AlignedPair) -> Iterator[Sample]:
-        positives = qualifying_links(view, self.settings.align.links)
+        config = self.settings.align
+        positives = qualifying_links(view, config.links, config.min_consistency)
         if not positives:
             self.skipped["align_no_links"] += 1
             return
@@ -164,17 +219,19 @@ class InstructionBuilder:
         yield Sample("align", view.src_lang, view.tgt_lang, prompt, answer)
 
     def _hint(self, rng: random.Random, view: AlignedPair) -> Iterator[Sample]:
-        links = qualifying_links(view, self.settings.hint.links)
+        config = self.settings.hint
+        links = qualifying_links(view, config.links, config.min_consistency)
         if not links:
             self.skipped["hint_no_links"] += 1
             return
-        chosen = sorted(rng.sample(links, min(self.settings.hint.max_hints, len(links))))
+        chosen = sorted(rng.sample(links, min(config.max_hints, len(links))))
         hints = [(view.src_words[i].text, view.tgt_words[j].text) for i, j in chosen]
         prompt, answer = self.settings.templates.hint(*self._names(view), view.src, view.tgt, hints)
         yield Sample("hint", view.src_lang, view.tgt_lang, prompt, answer)
 
     def _revise(self, rng: random.Random, view: AlignedPair) -> Iterator[Sample]:
-        links = qualifying_links(view, self.settings.revise.links)
+        config = self.settings.revise
+        links = qualifying_links(view, config.links, config.min_consistency)
         present = {w.text.lower() for w in view.tgt_words}
         pool = [w for w in self._pools.get(view.tgt_lang, []) if w.lower() not in present]
         if not links or not pool:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from data_prep.fileio import sha256_file
+from data_prep.typed_config import ConfigError
 
 MASK_SUFFIX = "_mask"
 UINT16_LIMIT = 65_500
@@ -41,9 +42,12 @@ def load_tokenizer(path: str) -> Any:
     """A Hugging Face tokenizer by hub name or local folder; it must define EOS."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError("tokenizer", [f"cannot load tokenizer {path!r}: {err}"]) from None
     if tokenizer.eos_token_id is None:
-        raise ValueError(f"tokenizer {path!r} has no EOS token; samples must end with one")
+        raise ConfigError("tokenizer", [f"{path!r} has no EOS token; samples must end with one"])
     return tokenizer
 
 

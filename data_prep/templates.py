@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from data_prep.typed_config import ConfigError
+
 
 @dataclass(frozen=True)
 class Templates:
@@ -80,16 +82,18 @@ def load_templates(path: str | Path | None) -> Templates:
     """Defaults, with the fields of a YAML file (if given) overriding them."""
     if path is None:
         return DEFAULT_TEMPLATES
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    known = {f.name for f in fields(Templates)}
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(str(path), [f"cannot read templates: {err}"]) from None
     if not isinstance(data, dict):
-        raise ValueError(
-            f"{path}: expected a mapping of template fields, got {type(data).__name__}"
-        )
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown template fields {unknown}; known: {sorted(known)}")
-    bad = sorted(k for k, v in data.items() if not isinstance(v, str))
-    if bad:
-        raise ValueError(f"{path}: template fields must be strings: {bad}")
+        kind = type(data).__name__
+        raise ConfigError(str(path), [f"expected a mapping of template fields, got {kind}"])
+    known = sorted(f.name for f in fields(Templates))
+    problems = [f"{k}: unknown template field (known: {known})" for k in data if k not in known]
+    problems += [
+        f"{k}: must be a string" for k, v in data.items() if k in known and not isinstance(v, str)
+    ]
+    if problems:
+        raise ConfigError(str(path), problems)
     return replace(DEFAULT_TEMPLATES, **data)

@@ -61,6 +61,8 @@ def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | No
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise ConfigError(source, [f"file not found: {path}"]) from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(source, [f"cannot read: {err}"]) from None
         except yaml.YAMLError as err:
             raise ConfigError(source, [f"not valid YAML: {err}"]) from None
         if not isinstance(data, dict):
@@ -85,6 +87,9 @@ def _cross_checks(obj: Any, key: str) -> list[str]:
     elif isinstance(obj, (list, tuple)):
         for index, item in enumerate(obj):
             found.extend(_cross_checks(item, f"{key}[{index}]"))
+    elif isinstance(obj, dict):
+        for name, item in obj.items():
+            found.extend(_cross_checks(item, f"{key}.{name}"))
     return found
 
 
@@ -147,11 +152,15 @@ def _convert_dataclass(cls: type, value: Any, key: str, problems: list[str]) -> 
     for name in sorted(set(value) - set(known)):
         problems.append(f"{_join(key, str(name))}: unknown key (known: {', '.join(sorted(known))})")
     kwargs = {}
+    missing = False
     for name, f in known.items():
         if name in value:
             kwargs[name] = convert(hints[name], value[name], _join(key, name), problems)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             problems.append(f"{_join(key, name)}: required key is missing")
+            missing = True
+    if missing:
+        return None
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:

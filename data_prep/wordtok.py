@@ -11,13 +11,15 @@ alignments matter.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import NamedTuple
 
+import regex
+
 WORDTOK_VERSION = "wordtok-1"
 
-_TOKEN = re.compile(r"[\w\u0300-\u036f]+(?:[-'’][\w\u0300-\u036f]+)*|[^\w\s]", re.UNICODE)
+# \p{M}: combining marks belong to their word (Devanagari vowel signs, Hebrew points).
+_TOKEN = regex.compile(r"[\w\p{M}]+(?:[-'’][\w\p{M}]+)*|[^\w\p{M}\s]")
 
 
 class Word(NamedTuple):
@@ -40,16 +42,17 @@ def tokens(line: str, lowercase: bool = False) -> list[str]:
 
 
 def is_content(token: str) -> bool:
-    """True unless the token is only punctuation, symbols or digits.
+    """True for a word of letters (with marks and inner hyphens or apostrophes).
 
-    Such tokens never make AlignInstruct pairs: linking "." to "." or "1990" to
-    "1990" teaches nothing about the languages.
+    Tokens holding digits, punctuation or symbols ("1990", ".", "x2", "1990's") never
+    make AlignInstruct pairs: linking "." to "." or "1990" to "1990" teaches nothing
+    about the languages.
     """
     has_letter = False
     for char in token:
         category = unicodedata.category(char)
         if category[0] == "L":
             has_letter = True
-        elif category[0] in "PSNZ" and char not in "-'’":
+        elif category[0] != "M" and char not in "-'’":
             return False
     return has_letter

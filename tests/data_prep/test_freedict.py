@@ -6,7 +6,6 @@ lands in $ALIGNINSTRUCT_CACHE/freedict (default .cache/freedict under the reposi
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from data_prep.freedict import (
     FreeDictError,
     build_corpus,
     extract_dict,
-    fetch_deb,
     iter_entries,
     lexicon,
     sentence_pairs,
@@ -38,11 +36,9 @@ Pair = tuple[str, str]
 
 
 @pytest.fixture(scope="module")
-def deb() -> Path:
-    """The dict-freedict-deu-eng .deb: $FREEDICT_DEB, else the cached or fetched one."""
-    if path := os.environ.get("FREEDICT_DEB"):
-        return Path(path)
-    return fetch_deb(REPO_ROOT / os.environ.get("ALIGNINSTRUCT_CACHE", ".cache") / "freedict")
+def deb(freedict_deb: Path) -> Path:
+    """The dict-freedict-deu-eng .deb (see tests/conftest.py)."""
+    return freedict_deb
 
 
 @pytest.fixture(scope="module")

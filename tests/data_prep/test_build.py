@@ -1,0 +1,175 @@
+"""End to end on the real FreeDict data: clean, align, build, read back with megatron-core."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep.align import AlignConfig, align
+from data_prep.build import BuildError, PairData, _link_sets, _settings, aligned_pairs, build
+from data_prep.cleaning import CleanReport
+from data_prep.fileio import sha256_file
+from data_prep.inspect import InspectError, inspect, read_manifest
+from data_prep.instructions import InstructionBuilder
+from data_prep.recipe import load_recipe, parse_curriculum
+from data_prep.shards import load_tokenizer, open_shard
+from data_prep.templates import DEFAULT_TEMPLATES
+from tests.conftest import FULL_CURRICULUM, REPO_ROOT, freedict_overrides
+
+
+def test_manifest_describes_every_stage(built: Path, tokenizer_dir: Path) -> None:
+    manifest = read_manifest(built)
+    assert [s["name"] for s in manifest["stages"]] == ["stage1-mt+align+hint+revise", "stage2-mt"]
+    assert manifest["template_version"] == DEFAULT_TEMPLATES.version
+    assert manifest["tokenizer"]["name_or_path"] == str(tokenizer_dir)
+    assert manifest["token_dtype"] == "uint16"
+    clean = manifest["corpora"]["de-en"]["clean"]
+    assert clean["seen"] == 6231 and clean["kept"] + sum(clean["dropped"].values()) == 6231
+    first, second = manifest["stages"]
+    assert set(first["by_kind"]) == {"mt", "align", "hint", "revise"}
+    assert first["by_kind"]["mt"] == second["by_kind"]["mt"] == 2 * clean["kept"]
+    assert second["by_direction"] == {"mt:de-en": clean["kept"], "mt:en-de": clean["kept"]}
+    for stage in manifest["stages"]:
+        assert (
+            stage["samples"] == sum(stage["by_kind"].values()) - stage["dropped"]["prompt_too_long"]
+        )
+        assert stage["tokens"] == sum(s["tokens"] for s in stage["shards"])
+        for shard in stage["shards"]:
+            for name, digest in shard["files"].items():
+                assert sha256_file(built / stage["name"] / name) == digest
+    for name, digest in manifest["corpora"]["de-en"]["files"].items():
+        assert sha256_file(built / name) == digest
+
+
+def test_every_shard_decodes_to_the_instruction_text(
+    built: Path, tokenizer_dir: Path, align_cache: Path
+) -> None:
+    """Regenerate the samples from the build's corpus and alignment; compare every one."""
+    recipe = load_recipe(
+        "freedict",
+        [f"tokenizer={tokenizer_dir}", f"curriculum={FULL_CURRICULUM}", f"corpus.path={built}/"],
+    )
+    tokenizer = load_tokenizer(str(tokenizer_dir))
+    manifest = read_manifest(built)
+    pair = PairData("de", "en", built / "corpus/de-en.de", built / "corpus/de-en.en", CleanReport())
+    lines = [p.read_text(encoding="utf-8").splitlines() for p in (pair.src_file, pair.tgt_file)]
+    pair.alignment = align(*lines, AlignConfig(), align_cache / "align")
+    assert pair.alignment.key == manifest["corpora"]["de-en"]["alignment_cache_key"]
+    stages = zip(parse_curriculum(FULL_CURRICULUM), manifest["stages"], strict=True)
+    for kinds, stage in stages:
+        builder = InstructionBuilder(
+            _settings(recipe, DEFAULT_TEMPLATES, {"de": "German", "en": "English"}, stage["name"]),
+            kinds,
+        )
+        link_sets, stats_sets = _link_sets(recipe, kinds)
+        pair.ensure_stats(stats_sets)
+        expected = [
+            s for a in aligned_pairs(pair, link_sets, pair.stats) for s in builder.samples(a)
+        ]
+        tokens, mask = open_shard(built / stage["name"] / stage["shards"][0]["prefix"])
+        assert len(tokens) == len(expected) == stage["samples"]
+        for k, sample in enumerate(expected):
+            ids, loss = np.array(tokens[k]), np.array(mask[k])
+            start = int(np.argmax(loss))
+            assert loss[:start].sum() == 0 and loss[start:].all()
+            assert ids[-1] == tokenizer.eos_token_id
+            assert tokenizer.decode(ids[:start].tolist()) == sample.prompt
+            assert tokenizer.decode(ids[start:-1].tolist()) == sample.answer
+
+
+def test_rebuild_is_byte_equal_and_seed_changes_it(
+    built: Path, freedict_corpus: Path, tokenizer_dir: Path, align_cache: Path, tmp_path: Path
+) -> None:
+    overrides = freedict_overrides(freedict_corpus, tokenizer_dir, f"curriculum={FULL_CURRICULUM}")
+    again = build(
+        load_recipe("freedict", overrides), tmp_path / "again", align_cache, progress=False
+    )
+    first = read_manifest(built)
+    assert [s["shards"] for s in again["stages"]] == [s["shards"] for s in first["stages"]]
+    reseeded = build(
+        load_recipe("freedict", [*overrides, "seed=2"]),
+        tmp_path / "s2",
+        align_cache,
+        progress=False,
+    )
+    assert reseeded["stages"][0]["shards"] != first["stages"][0]["shards"]
+
+
+def test_inspect_marks_the_loss_span(built: Path) -> None:
+    text = inspect(built, samples=2)
+    assert "stage1-mt+align+hint+revise" in text and "stage2-mt" in text
+    assert "Translate from German to English.\nGerman: " in text
+    assert "English:⟦ " in text and "</s>⟧" in text
+
+
+def test_existing_output_needs_overwrite(
+    built: Path, freedict_corpus: Path, tokenizer_dir: Path
+) -> None:
+    recipe = load_recipe("freedict", freedict_overrides(freedict_corpus, tokenizer_dir))
+    with pytest.raises(BuildError, match="already exists"):
+        build(recipe, built, progress=False)
+
+
+def test_failed_build_leaves_nothing(
+    freedict_corpus: Path, tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    """The second pair's corpus is missing: the first pair was already written, yet no
+    output folder (and no partial folder) remains."""
+    overrides = freedict_overrides(
+        freedict_corpus, tokenizer_dir, "pairs=[de-en, nl-en]", "curriculum=MT",
+        f"corpora={{nl-en: {{format: files, path: {tmp_path}/missing/}}}}",
+    )  # fmt: skip
+    with pytest.raises(Exception, match=r"missing/train\.nl: no such file"):
+        build(load_recipe("freedict", overrides), tmp_path / "out", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_killed_build_leaves_no_readable_output(
+    freedict_corpus: Path, tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "data_prep", "build", "freedict", "--out", str(out),
+        *freedict_overrides(freedict_corpus, tokenizer_dir, "curriculum=MT", "workers=1"),
+    ]  # fmt: skip
+    env = dict(os.environ, ALIGNINSTRUCT_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".out.partial-*/stage1-mt/shard-00000.bin")):
+        assert proc.poll() is None and time.time() < deadline, "build ended before it was killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    with pytest.raises(InspectError, match="no manifest"):
+        read_manifest(out)
+    partial = next(tmp_path.glob(".out.partial-*"))
+    with pytest.raises(InspectError):
+        read_manifest(partial)
+
+
+def test_cli_build_and_inspect(freedict_corpus: Path, tokenizer_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    env = dict(os.environ, ALIGNINSTRUCT_CACHE=str(tmp_path / "cache"))
+    args = freedict_overrides(freedict_corpus, tokenizer_dir, "curriculum=MT", "max_pairs=200")
+    run = subprocess.run(
+        [sys.executable, "-m", "data_prep", "build", "freedict", *args, "--out", str(out)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "stage1-mt: 400 samples" in run.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["corpora"]["de-en"]["files"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "data_prep", "inspect", str(out), "--samples", "1"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "⟦" in shown.stdout and "400 samples" in shown.stdout

@@ -1,0 +1,58 @@
+"""data_prep.languages: OPUS-100 codes, prompt names and recipe overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from data_prep.languages import (
+    OPUS100_LANGUAGES,
+    UNSEEN_SUPERVISED,
+    ZEROSHOT_SEEN,
+    ZEROSHOT_TEST,
+    ZEROSHOT_UNSEEN,
+    UnknownLanguageError,
+    language_name,
+)
+
+
+def test_opus100_has_english_and_99_more() -> None:
+    assert len(OPUS100_LANGUAGES) == 100
+    assert OPUS100_LANGUAGES["en"] == "English"
+    assert all(len(code) == 2 and code.islower() for code in OPUS100_LANGUAGES)
+    assert len(set(OPUS100_LANGUAGES.values())) == 100
+
+
+def test_unseen_supervised_are_24_known_codes() -> None:
+    assert len(UNSEEN_SUPERVISED) == 24
+    assert len(set(UNSEEN_SUPERVISED)) == 24
+    assert set(UNSEEN_SUPERVISED) <= set(OPUS100_LANGUAGES)
+    assert "en" not in UNSEEN_SUPERVISED
+
+
+def test_zeroshot_sets_are_known_and_consistent() -> None:
+    assert set(ZEROSHOT_UNSEEN) | set(ZEROSHOT_SEEN) == set(ZEROSHOT_TEST)
+    assert not set(ZEROSHOT_UNSEEN) & set(ZEROSHOT_SEEN)
+    assert set(ZEROSHOT_TEST) <= set(OPUS100_LANGUAGES)
+
+
+def test_names_used_in_prompts() -> None:
+    assert language_name("de") == "German"
+    assert language_name("cy") == "Welsh"
+    assert language_name("nb") == "Norwegian Bokmål"
+
+
+def test_unknown_code_error_names_code_and_mapping() -> None:
+    with pytest.raises(UnknownLanguageError) as err:
+        language_name("xx")
+    assert "'xx'" in str(err.value)
+    assert "language_names" in str(err.value)
+    assert "{xx: Name}" in str(err.value)
+    assert isinstance(err.value, ValueError)
+
+
+def test_overrides_win_and_add() -> None:
+    overrides = {"de": "Deutsch", "xx": "Klingon"}
+    assert language_name("de", overrides) == "Deutsch"
+    assert language_name("xx", overrides) == "Klingon"
+    assert language_name("fr", overrides) == "French"
+    assert language_name("de", {}) == "German"
