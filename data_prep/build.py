@@ -37,7 +37,7 @@ from data_prep.instructions import (
     collect_stats,
 )
 from data_prep.languages import language_name
-from data_prep.readers import read_pairs
+from data_prep.readers import corpus_files, read_pairs
 from data_prep.recipe import Recipe, stage_name
 from data_prep.shards import (
     ShardWriter,
@@ -90,8 +90,22 @@ def build(
     """Run the whole pipeline for `recipe`; returns the manifest."""
     if Path(out_dir).exists() and not overwrite:
         raise BuildError(f"{out_dir}: already exists; pass --overwrite to replace it")
+    missing = missing_inputs(recipe)
+    if missing:
+        listed = "\n".join(f"  - {path}" for path in missing)
+        raise BuildError(f"{len(missing)} input file(s) missing:\n{listed}")
     with atomic_dir(out_dir, overwrite=True) as work:
         return _build_into(recipe, work, Path(cache_dir or default_cache_dir()), progress)
+
+
+def missing_inputs(recipe: Recipe) -> list[str]:
+    """Every corpus file the recipe reads that does not exist, listed before any work."""
+    missing = []
+    for src, tgt in recipe.language_pairs():
+        for path in corpus_files(recipe.corpus_for(src, tgt), src, tgt, recipe.split):
+            if not path.exists():
+                missing.append(str(path))
+    return missing
 
 
 def _build_into(recipe: Recipe, work: Path, cache_dir: Path, progress: bool) -> dict[str, Any]:
@@ -282,6 +296,8 @@ def _build_stage(
         "answer_tokens": stats["answer_tokens"],
         "truncated": stats["truncated"],
         "dropped": {"prompt_too_long": stats["dropped_prompt_too_long"]},
+        "seconds": round(seconds, 2),
+        "tokens_per_second": round(stats["tokens"] / max(seconds, 1e-9)),
         "skipped": dict(sorted(builder.skipped.items())),
         "by_kind": _by_kind(counts),
         "by_direction": dict(sorted(counts.items())),

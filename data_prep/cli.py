@@ -109,7 +109,10 @@ def _build(args: argparse.Namespace) -> None:
     recipe = load_recipe(args.recipe, args.overrides)
     manifest = build(recipe, args.out, cache_dir=args.cache, overwrite=args.overwrite)
     for stage in manifest["stages"]:
-        print(f"{stage['name']}: {stage['samples']} samples, {stage['tokens']} tokens")
+        print(
+            f"{stage['name']}: {stage['samples']} samples, {stage['tokens']} tokens "
+            f"({stage['tokens_per_second']} tokens/s)"
+        )
     print(f"manifest: {Path(args.out) / 'manifest.json'}")
 
 

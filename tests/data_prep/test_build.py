@@ -19,6 +19,7 @@ from data_prep.cleaning import CleanReport
 from data_prep.fileio import sha256_file
 from data_prep.inspect import InspectError, inspect, read_manifest
 from data_prep.instructions import InstructionBuilder
+from data_prep.readers import CorpusError
 from data_prep.recipe import load_recipe, parse_curriculum
 from data_prep.shards import load_tokenizer, open_shard
 from data_prep.templates import DEFAULT_TEMPLATES
@@ -121,14 +122,33 @@ def test_existing_output_needs_overwrite(
 def test_failed_build_leaves_nothing(
     freedict_corpus: Path, tokenizer_dir: Path, tmp_path: Path
 ) -> None:
-    """The second pair's corpus is missing: the first pair was already written, yet no
-    output folder (and no partial folder) remains."""
+    """The second pair's files differ in length: the first pair was already written when
+    the error comes, yet no output folder (and no partial folder) remains."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.nl").write_text("Een.\nTwee.\nDrie.\n", encoding="utf-8")
+    (bad / "train.en").write_text("One.\nTwo.\n", encoding="utf-8")
     overrides = freedict_overrides(
         freedict_corpus, tokenizer_dir, "pairs=[de-en, nl-en]", "curriculum=MT",
-        f"corpora={{nl-en: {{format: files, path: {tmp_path}/missing/}}}}",
+        f"corpora={{nl-en: {{format: files, path: {bad}/}}}}",
     )  # fmt: skip
-    with pytest.raises(Exception, match=r"missing/train\.nl: no such file"):
+    with pytest.raises(CorpusError, match=r"train\.nl has 3 lines, .*train\.en has 2"):
         build(load_recipe("freedict", overrides), tmp_path / "out", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]
+
+
+def test_missing_inputs_listed_before_any_work(
+    freedict_corpus: Path, tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    overrides = freedict_overrides(
+        freedict_corpus, tokenizer_dir, "pairs=[de-en, nl-en, ru-en]",
+        f"corpora.nl-en={{format: files, path: {tmp_path}/x/}}",
+        f"corpora.ru-en={{format: tsv, path: {tmp_path}/ru.tsv}}",
+    )  # fmt: skip
+    with pytest.raises(BuildError, match="3 input file") as err:
+        build(load_recipe("freedict", overrides), tmp_path / "out", progress=False)
+    for name in ("x/train.nl", "x/train.en", "ru.tsv"):
+        assert f"{tmp_path}/{name}" in str(err.value)
     assert list(tmp_path.iterdir()) == []
 
 
