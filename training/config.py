@@ -1,0 +1,161 @@
+"""Typed training config: YAML + `key=value` overrides, validated before any rank starts.
+
+Batch arithmetic has one source of truth: `train_batch_size = micro_batch_size *
+grad_accum * world_size`. The DeepSpeed JSON in `ds_configs/` keeps "auto" for every
+value the code fills (batch sizes, optimizer and scheduler, precision); a concrete value
+there that disagrees with this config is an error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from data_prep.typed_config import ConfigError, load_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MODEL_PRESETS = {
+    "bloomz-560m": "bigscience/bloomz-560m",
+    "bloomz-1b1": "bigscience/bloomz-1b1",
+    "bloomz-3b": "bigscience/bloomz-3b",
+    "bloomz-7b1": "bigscience/bloomz-7b1",
+}
+DS_CONFIGS = {
+    "zero3": "ds_configs/zero3.json",
+    "zero3_offload": "ds_configs/zero3_offload.json",
+    "zero2": "ds_configs/zero2.json",
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """`name`: a preset (bloomz-560m ... bloomz-7b1), a hub name, or a local folder.
+    `tiny`: build a tiny random BLOOM with the data's tokenizer instead (tests, demo)."""
+
+    name: str = "bloomz-560m"
+    tiny: bool = False
+    tiny_hidden: int = 64
+    tiny_layers: int = 2
+    tiny_heads: int = 4
+    trust_remote_code: bool = False
+
+    def resolved(self) -> str:
+        return MODEL_PRESETS.get(self.name, self.name)
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["query_key_value"])
+
+    def problems(self, key: str) -> list[str]:
+        found = [] if self.rank >= 1 else [f"{key}.rank: must be >= 1"]
+        found += [] if 0.0 <= self.dropout < 1.0 else [f"{key}.dropout: must be in [0, 1)"]
+        return found + ([] if self.target_modules else [f"{key}.target_modules: empty"])
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    run_dir: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    finetune: Literal["full", "lora"] = "full"
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    deepspeed: str = "zero3"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    micro_batch_size: int = 8
+    grad_accum: int = 1
+    max_tokens_per_row: int = 512
+    epochs_per_stage: list[float] = field(default_factory=lambda: [1.0])
+    max_steps_per_stage: int | None = None
+    lr: float = 2e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 1
+    log_every: int = 10
+    save_every: int = 500
+    keep_last: int = 2
+    resume: Literal["auto", "never"] = "auto"
+    export_merged: bool = False
+    length_group_batches: int = 64
+
+    def problems(self, key: str) -> list[str]:
+        found = []
+        for name in ("micro_batch_size", "grad_accum", "max_tokens_per_row", "log_every"):
+            if getattr(self, name) < 1:
+                found.append(f"{name}: must be >= 1")
+        for name in ("save_every", "keep_last", "length_group_batches"):
+            if getattr(self, name) < 1:
+                found.append(f"{name}: must be >= 1")
+        if self.lr <= 0:
+            found.append("lr: must be > 0")
+        if any(e <= 0 for e in self.epochs_per_stage) or not self.epochs_per_stage:
+            found.append("epochs_per_stage: one or more values > 0")
+        if self.max_steps_per_stage is not None and self.max_steps_per_stage < 1:
+            found.append("max_steps_per_stage: must be >= 1 (or null)")
+        if self.deepspeed not in DS_CONFIGS and not Path(self.deepspeed).is_file():
+            found.append(
+                f"deepspeed: {self.deepspeed!r} is neither {sorted(DS_CONFIGS)} nor a file"
+            )
+        if not (Path(self.data) / "manifest.json").is_file():
+            found.append(
+                f"data: {self.data!r} has no manifest.json (run python -m data_prep build)"
+            )
+        return found
+
+    def train_batch_size(self, world_size: int) -> int:
+        return self.micro_batch_size * self.grad_accum * world_size
+
+    def deepspeed_path(self) -> Path:
+        path = Path(DS_CONFIGS.get(self.deepspeed, self.deepspeed))
+        return path if path.is_absolute() else REPO_ROOT / path
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    return load_config(TrainConfig, path, overrides)
+
+
+def _fill(ds: dict[str, Any], key: str, value: Any, problems: list[str]) -> None:
+    """Fill an "auto" (or absent) key; a concrete value must agree with the code's."""
+    current = ds.get(key, "auto")
+    if current == "auto":
+        ds[key] = value
+    elif current != value:
+        problems.append(f"deepspeed JSON {key}={current!r} disagrees with the config ({value!r})")
+
+
+def deepspeed_config(config: TrainConfig, world_size: int) -> dict[str, Any]:
+    """The DeepSpeed JSON with every "auto" filled from the typed config."""
+    path = config.deepspeed_path()
+    try:
+        ds = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(str(path), [f"cannot read DeepSpeed JSON: {err}"]) from None
+    problems: list[str] = []
+    _fill(ds, "train_micro_batch_size_per_gpu", config.micro_batch_size, problems)
+    _fill(ds, "gradient_accumulation_steps", config.grad_accum, problems)
+    _fill(ds, "train_batch_size", config.train_batch_size(world_size), problems)
+    _fill(ds, "gradient_clipping", config.grad_clip, problems)
+    ds["bf16"] = {"enabled": config.precision == "bf16"}
+    ds.setdefault("steps_per_print", 10**9)
+    ds.setdefault("wall_clock_breakdown", False)
+    optimizer = ds.setdefault("optimizer", {"type": "AdamW", "params": {}})
+    params = optimizer.setdefault("params", {})
+    for name, value in (("lr", config.lr), ("weight_decay", config.weight_decay)):
+        if params.get(name, "auto") == "auto":
+            params[name] = value
+    offloaded = "offload_optimizer" in ds.get("zero_optimization", {})
+    if not offloaded:  # ZeRO-Offload needs DeepSpeedCPUAdam; elsewhere plain torch AdamW
+        params.setdefault("torch_adam", True)
+    if "scheduler" in ds:
+        problems.append(
+            "deepspeed JSON: remove 'scheduler'; the LR schedule is set per stage by train.py"
+        )
+    if problems:
+        raise ConfigError(str(path), problems)
+    return ds

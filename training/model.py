@@ -1,0 +1,99 @@
+"""Models: Hugging Face causal LMs (BLOOMZ presets, hub names, local folders), a tiny
+random BLOOM for tests and the demo, LoRA adapters, and the answer-only loss module.
+
+The loss module runs the backbone, then the LM head only at positions whose next token
+is an answer token: prompt logits are never used, and BLOOM's head is 250,880 wide.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.data import IGNORE
+
+
+def build_tiny_bloom(
+    tokenizer: Any, out_dir: Path, hidden: int, layers: int, heads: int, seed: int
+) -> Path:
+    """Save a random tiny BLOOM with `tokenizer` to `out_dir` (loaded like a checkpoint,
+    so that ZeRO-3 initialisation sees ordinary pretrained weights)."""
+    from transformers import BloomConfig, BloomForCausalLM
+
+    from data_prep.fileio import atomic_dir
+
+    torch.manual_seed(seed)
+    config = BloomConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        n_layer=layers,
+        n_head=heads,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with atomic_dir(out_dir, overwrite=True) as scratch:
+        BloomForCausalLM(config).save_pretrained(scratch, safe_serialization=True)
+        tokenizer.save_pretrained(scratch)
+    return out_dir
+
+
+def load_model(path: str, trust_remote_code: bool, dtype: torch.dtype) -> nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        path, torch_dtype=dtype, trust_remote_code=trust_remote_code
+    )
+
+
+def add_lora(
+    model: nn.Module, rank: int, alpha: int, dropout: float, targets: list[str]
+) -> nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def hf_model(model: nn.Module) -> nn.Module:
+    """The Hugging Face model inside a peft wrapper (LoRA layers stay injected)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+class AnswerOnlyLM(nn.Module):
+    """forward(input_ids, attention_mask, labels) -> (summed token loss, answer tokens)."""
+
+    def __init__(self, lm: nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        model = hf_model(self.lm)
+        backbone = getattr(model, model.base_model_prefix)
+        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask)[0]
+        selected = labels != IGNORE
+        logits = model.get_output_embeddings()(hidden[selected]).float()
+        loss = F.cross_entropy(logits, labels[selected], reduction="sum")
+        return loss, selected.sum()
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameters; ZeRO-3 partitions report their full size as ds_numel."""
+    trainable = total = 0
+    for param in model.parameters():
+        size = getattr(param, "ds_numel", param.numel())
+        total += size
+        trainable += size if param.requires_grad else 0
+    return trainable, total
