@@ -90,6 +90,7 @@ def build(
     """Run the whole pipeline for `recipe`; returns the manifest."""
     if Path(out_dir).exists() and not overwrite:
         raise BuildError(f"{out_dir}: already exists; pass --overwrite to replace it")
+    load_templates(recipe.templates)  # a bad templates file is reported before missing data
     missing = missing_inputs(recipe)
     if missing:
         listed = "\n".join(f"  - {path}" for path in missing)

@@ -34,12 +34,8 @@ def stage_schedule(
     for index, stage in enumerate(stages):
         per_epoch = plan.steps_per_epoch(len(stage))
         if per_epoch == 0:
-            raise ConfigError(
-                "data",
-                [
-                    f"stage {stage.name} has {len(stage)} samples, fewer than one global batch ({plan.global_batch})"
-                ],
-            )
+            problem = f"stage {stage.name} has {len(stage)} samples, fewer than one global batch"
+            raise ConfigError("data", [f"{problem} ({plan.global_batch})"])
         steps = max(1, round(epochs[index if len(epochs) > 1 else 0] * per_epoch))
         if config.max_steps_per_stage is not None:
             steps = min(steps, config.max_steps_per_stage)
