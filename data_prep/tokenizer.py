@@ -40,6 +40,7 @@ def train_tokenizer(
         eos_token="</s>",
         pad_token="<pad>",
         padding_side="left",
+        model_input_names=["input_ids", "attention_mask"],  # BLOOM takes no token_type_ids
     )
     with atomic_dir(out_dir, overwrite=True) as scratch:
         wrapped.save_pretrained(scratch)

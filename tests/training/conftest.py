@@ -1,0 +1,36 @@
+"""Helpers to launch real 2-rank DeepSpeed runs of training/train.py on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+DEEPSPEED = str(Path(sys.executable).with_name("deepspeed"))
+TRAIN = str(REPO_ROOT / "training" / "train.py")
+TINY = str(REPO_ROOT / "training" / "configs" / "tiny-cpu.yaml")
+
+
+def launch_command(*overrides: str, ranks: int = 2) -> list[str]:
+    return [DEEPSPEED, "--num_accelerators", str(ranks), TRAIN, "--config", TINY, *overrides]
+
+
+def train_env() -> dict[str, str]:
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+
+
+def run_training(*overrides: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        launch_command(*overrides), cwd=REPO_ROOT, env=train_env(), capture_output=True,
+        text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    """The last logged loss of every step (a resumed run logs some steps twice)."""
+    lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return {row["step"]: row["loss"] for row in map(json.loads, lines)}
