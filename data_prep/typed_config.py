@@ -70,8 +70,7 @@ def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | No
     apply_overrides(data, overrides or [])
     problems: list[str] = []
     obj = convert(cls, data, "", problems)
-    if not problems:
-        problems.extend(_cross_checks(obj, ""))
+    problems.extend(p for p in _cross_checks(obj, "") if p not in problems)
     if problems:
         raise ConfigError(source, problems)
     return obj
@@ -83,7 +82,10 @@ def _cross_checks(obj: Any, key: str) -> list[str]:
         for f in dataclasses.fields(obj):
             found.extend(_cross_checks(getattr(obj, f.name), _join(key, f.name)))
         if hasattr(obj, "problems"):
-            found.extend(obj.problems(key or "config"))
+            try:
+                found.extend(obj.problems(key or "config"))
+            except (TypeError, ValueError, AttributeError):
+                pass  # a field of the wrong type, already reported by convert()
     elif isinstance(obj, (list, tuple)):
         for index, item in enumerate(obj):
             found.extend(_cross_checks(item, f"{key}[{index}]"))

@@ -60,30 +60,34 @@ def lr_multiplier(schedule: list[tuple[int, int]], warmup_ratio: float):
     return multiplier
 
 
-def prepare_model_source(
-    config: TrainConfig, manifest: dict[str, Any], run_dir: Path, rank: int
-) -> tuple[str, Any]:
-    """(model folder or hub name, tokenizer); refuses shards built with another tokenizer."""
+def check_tokenizer(config: TrainConfig, manifest: dict[str, Any]) -> None:
+    """Refuse shards built with another tokenizer than the model's."""
+    if config.model.tiny:  # the tiny model is built with the data's own tokenizer
+        return
     data_tok = manifest["tokenizer"]
-    if config.model.tiny:
-        tokenizer = load_tokenizer(data_tok["name_or_path"])
-        path = run_dir / "tiny-model"
-        if rank == 0 and not (path / "config.json").exists():
-            m = config.model
-            build_tiny_bloom(
-                tokenizer, path, m.tiny_hidden, m.tiny_layers, m.tiny_heads, config.seed
-            )
-        dist.barrier()
-        return str(path), tokenizer
     source = config.model.resolved()
-    tokenizer = load_tokenizer(source)
-    if tokenizer_identity(tokenizer)["fingerprint"] != data_tok["fingerprint"]:
+    if tokenizer_identity(load_tokenizer(source))["fingerprint"] != data_tok["fingerprint"]:
         raise ConfigError("data", [
             f"the shards in {config.data} were built with tokenizer {data_tok['name_or_path']!r} "
             f"(fingerprint {data_tok['fingerprint']}), not the tokenizer of {source!r}; "
             "rebuild the shards with tokenizer=<the model>"
         ])  # fmt: skip
-    return source, tokenizer
+
+
+def prepare_model_source(
+    config: TrainConfig, manifest: dict[str, Any], run_dir: Path, rank: int
+) -> tuple[str, Any]:
+    """(model folder or hub name, tokenizer); rank 0 builds the tiny model when asked."""
+    if not config.model.tiny:
+        source = config.model.resolved()
+        return source, load_tokenizer(source)
+    tokenizer = load_tokenizer(manifest["tokenizer"]["name_or_path"])
+    path = run_dir / "tiny-model"
+    if rank == 0 and not (path / "config.json").exists():
+        m = config.model
+        build_tiny_bloom(tokenizer, path, m.tiny_hidden, m.tiny_layers, m.tiny_heads, config.seed)
+    dist.barrier()
+    return str(path), tokenizer
 
 
 def build_engine(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,11 +32,12 @@ import torch.distributed as dist
 
 from data_prep.typed_config import ConfigError, to_dict
 from training.config import TrainConfig, deepspeed_config, load_train_config
-from training.data import BatchPlan, collate, load_stages, read_manifest
+from training.data import BatchPlan, StageData, collate, load_stages, read_manifest
 from training.logs import MetricsLogger
 from training.runtime import (
     Checkpoints,
     build_engine,
+    check_tokenizer,
     export_outputs,
     finish,
     prepare_model_source,
@@ -56,20 +58,36 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         sys.exit(2)
 
 
+def validate(config: TrainConfig, world: int) -> tuple[list[StageData], BatchPlan, list, dict]:
+    """Everything that can be wrong with the inputs, checked before any rank starts."""
+    try:
+        manifest = read_manifest(config.data)
+        check_tokenizer(config, manifest)
+        stages = load_stages(config.data)
+        plan = BatchPlan(
+            config.micro_batch_size,
+            config.grad_accum,
+            world,
+            config.seed,
+            config.length_group_batches,
+        )
+        return stages, plan, stage_schedule(config, plan, stages), deepspeed_config(config, world)
+    except ConfigError as err:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main() -> None:
     config, _ = parse_args()
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by deepspeed, torchrun and srun
+    stages, plan, schedule, ds_config = validate(config, world)
     import deepspeed
 
     deepspeed.init_distributed(dist_backend="gloo" if not torch.cuda.is_available() else "nccl")
-    rank, world = dist.get_rank(), dist.get_world_size()
+    rank = dist.get_rank()
     run_dir = Path(config.run_dir)
-    stages = load_stages(config.data)
-    plan = BatchPlan(
-        config.micro_batch_size, config.grad_accum, world, config.seed, config.length_group_batches
-    )
-    schedule = stage_schedule(config, plan, stages)
     model_path, tokenizer = prepare_model_source(config, read_manifest(config.data), run_dir, rank)
-    ds_config = deepspeed_config(config, world)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2) + "\n")

@@ -52,11 +52,11 @@ def test_zero3_full_finetune_learns_and_exports(data: str, tmp_path: Path) -> No
     assert out.shape[1] > ids["input_ids"].shape[1]
 
 
-def test_lora_adapter_and_merged_export(data: str, tmp_path: Path) -> None:
+def test_lora_adapter_and_merged_export_under_torchrun(data: str, tmp_path: Path) -> None:
     run = tmp_path / "lora"
     result = run_training(
         data, f"run_dir={run}", "finetune=lora", "export_merged=true", "max_steps_per_stage=20",
-        "lr=5e-3", "log_every=1",
+        "lr=5e-3", "log_every=1", launcher="torchrun",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     seen = losses(run)

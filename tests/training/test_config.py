@@ -1,0 +1,84 @@
+"""Bad training configs fail before any rank starts, with every problem named."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from data_prep.tokenizer import train_tokenizer
+from data_prep.typed_config import ConfigError
+from tests.conftest import REPO_ROOT
+from tests.training.conftest import TINY, TRAIN, run_training
+from training.config import deepspeed_config, load_train_config
+from training.model import build_tiny_bloom
+
+
+def train_once(*overrides: str) -> subprocess.CompletedProcess[str]:
+    """train.py as one plain process: validation needs no launcher."""
+    return subprocess.run(
+        [sys.executable, TRAIN, "--config", TINY, *overrides], cwd=REPO_ROOT,
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def assert_fails_before_training(result: subprocess.CompletedProcess[str], *mentions: str) -> None:
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "init_distributed" not in result.stderr and "step" not in result.stdout
+    for mention in mentions:
+        assert mention in result.stderr, (mention, result.stderr[-2000:])
+
+
+def test_all_problems_listed_at_once(tmp_path: Path) -> None:
+    result = train_once(
+        f"data={tmp_path}/none", f"run_dir={tmp_path}/run", "micro_batch_size=0",
+        "finetune=adapter", "bogus=1", "lora.rank=0",
+    )  # fmt: skip
+    assert_fails_before_training(
+        result, "bogus: unknown key", "finetune: 'adapter' is not one of", "lora.rank"
+    )
+    assert "problem(s)" in result.stderr
+
+
+def test_missing_shard_dir(tmp_path: Path) -> None:
+    result = train_once(f"data={tmp_path}/missing", f"run_dir={tmp_path}/run")
+    assert_fails_before_training(result, "data:", "has no manifest.json")
+
+
+def test_shards_of_another_tokenizer(built: Path, freedict_corpus: Path, tmp_path: Path) -> None:
+    other_tok = train_tokenizer([freedict_corpus / "dev.en"], tmp_path / "tok", vocab_size=600)
+    from transformers import AutoTokenizer
+
+    model = build_tiny_bloom(AutoTokenizer.from_pretrained(other_tok), tmp_path / "m", 32, 1, 2, 1)
+    result = train_once(
+        f"data={built}", f"run_dir={tmp_path}/run", f"model.name={model}", "model.tiny=false"
+    )
+    assert_fails_before_training(result, "were built with tokenizer", str(model))
+
+
+def test_deepspeed_json_that_disagrees_with_the_batch_arithmetic(
+    built: Path, tmp_path: Path
+) -> None:
+    ds = json.loads((REPO_ROOT / "ds_configs" / "zero3.json").read_text())
+    ds["train_batch_size"] = 48  # micro 8 * accum 2 * world 2 = 32
+    path = tmp_path / "ds.json"
+    path.write_text(json.dumps(ds))
+    config = load_train_config(TINY, [f"data={built}", f"run_dir={tmp_path}", f"deepspeed={path}"])
+    with pytest.raises(ConfigError, match=r"train_batch_size=48 disagrees with the config \(32\)"):
+        deepspeed_config(config, world_size=2)
+    filled = deepspeed_config(load_train_config(TINY, [f"data={built}", f"run_dir={tmp_path}"]), 2)
+    assert filled["train_batch_size"] == 32 and filled["gradient_accumulation_steps"] == 2
+    # Under the real launcher with 2 ranks: one clear message, exit 2, no training.
+    result = run_training(f"data={built}", f"run_dir={tmp_path}/run", f"deepspeed={path}")
+    assert result.returncode != 0
+    assert result.stderr.count("train_batch_size=48 disagrees") == 1, result.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
+
+
+def test_stage_smaller_than_a_global_batch(built: Path, tmp_path: Path) -> None:
+    result = train_once(f"data={built}", f"run_dir={tmp_path}/run", "micro_batch_size=100000")
+    assert_fails_before_training(result, "fewer than one global batch")
