@@ -41,8 +41,8 @@ def run_training(
     *overrides: str, timeout: int = 600, launcher: str = "deepspeed"
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        launch_command(*overrides, launcher=launcher), cwd=REPO_ROOT, env=train_env(), capture_output=True,
-        text=True, timeout=timeout, check=False,
+        launch_command(*overrides, launcher=launcher), cwd=REPO_ROOT, env=train_env(),
+        capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
 
 
