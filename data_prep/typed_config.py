@@ -9,6 +9,7 @@ Dataclasses may add a `problems(key) -> list[str]` method for cross-field checks
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -82,10 +83,9 @@ def _cross_checks(obj: Any, key: str) -> list[str]:
         for f in dataclasses.fields(obj):
             found.extend(_cross_checks(getattr(obj, f.name), _join(key, f.name)))
         if hasattr(obj, "problems"):
-            try:
+            # A field of the wrong type (already reported by convert) may break the check.
+            with contextlib.suppress(TypeError, ValueError, AttributeError):
                 found.extend(obj.problems(key or "config"))
-            except (TypeError, ValueError, AttributeError):
-                pass  # a field of the wrong type, already reported by convert()
     elif isinstance(obj, (list, tuple)):
         for index, item in enumerate(obj):
             found.extend(_cross_checks(item, f"{key}[{index}]"))
