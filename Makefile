@@ -1,5 +1,5 @@
 # Two commands set everything up on a fresh machine:
-#   make demo   the main job on the built-in default (FreeDict de-en, tiny tokenizer, CPU)
+#   make demo   the main job on the built-in default (FreeDict de-en, tiny model, 2 CPU ranks)
 #   make test   the test suite
 # Both create .venv (torch==2.13.0 first, the rest under requirements/constraints.txt)
 # when it is missing or older than setup.py / the constraints.
@@ -22,6 +22,8 @@ $(STAMP): setup.py requirements/constraints.txt
 
 demo: $(STAMP)
 	$(PY) -m data_prep demo --out $(DEMO_OUT)
+	$(VENV)/bin/deepspeed --num_accelerators 2 training/train.py \
+		--config training/configs/tiny-cpu.yaml data=$(DEMO_OUT)/shards run_dir=$(DEMO_OUT)/train
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

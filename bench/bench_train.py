@@ -31,6 +31,7 @@ import argparse
 import glob
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -100,21 +101,36 @@ def run_logged(command: list[str], env: dict[str, str], log: Path, timeout: int 
         raise RuntimeError(f"{' '.join(command)} exited {result.returncode}:\n{tail}")
 
 
-def launch(script: list[str], env: dict[str, str], log: Path) -> float:
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy (all processes, all cores)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def launch(script: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
     """2 CPU ranks under the DeepSpeed launcher on a fresh port; removes the launcher's
-    /dev/shm buffers for that port afterwards. Returns the launch's wall seconds."""
+    /dev/shm buffers for that port afterwards. Returns (wall seconds, share of the
+    machine's CPU time that other processes took meanwhile)."""
     port = free_port()
     command = [
         str(BIN / "deepspeed"), "--num_accelerators", str(RANKS), "--master_port", str(port),
         *script,
     ]  # fmt: skip
-    started = time.perf_counter()
+    started, busy, ours = time.perf_counter(), busy_cpu_seconds(), children_cpu_seconds()
     try:
         run_logged(command, env, log)
     finally:
         for path in glob.glob(f"/dev/shm/deepspeed_allreduce_buffer_{os.getuid()}_*_{port}_*"):
             Path(path).unlink(missing_ok=True)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    foreign = (busy_cpu_seconds() - busy) - (children_cpu_seconds() - ours)
+    return wall, max(0.0, foreign) / (wall * (os.cpu_count() or 1))
 
 
 # --------------------------------------------------------------------------- ours
@@ -320,7 +336,7 @@ def main() -> None:
         print(f"data: {samples} MT samples (de-en + en-de), {time.perf_counter() - started:.0f} s")
 
         run = scratch / "ours"
-        launch_s = launch(
+        launch_s, busy = launch(
             [
                 "training/train.py", "--config", "training/configs/tiny-cpu.yaml",
                 f"data={data}", f"run_dir={run}", f"micro_batch_size={MICRO_BATCH}",
@@ -329,15 +345,15 @@ def main() -> None:
             ],
             env, scratch / "ours.log",
         )  # fmt: skip
-        ours = ours_steady(run, data, args.warmup_steps)
+        ours = {**ours_steady(run, data, args.warmup_steps), "others": busy}
         losses = f"{ours['loss_first']:.3f} -> {ours['loss_last']:.3f}"
-        print(f"ours: launch {launch_s:.0f} s, logged loss {losses}")
+        print(f"train.py: launch {launch_s:.0f} s, logged loss {losses}")
 
         config = json.loads((run / "config.json").read_text())
         model = scratch / "model"
         shutil.copytree(run / "tiny-model", model)  # the same random init
         out = scratch / "trainer.json"
-        launch_s = launch(
+        launch_s, busy = launch(
             [
                 str(Path(__file__).resolve()), "--trainer-worker", "--data", str(data),
                 "--model", str(model), "--out", str(out), "--steps", str(args.steps),
@@ -348,10 +364,10 @@ def main() -> None:
             ],
             env, scratch / "trainer.log",
         )  # fmt: skip
-        base = json.loads(out.read_text())
+        base = {**json.loads(out.read_text()), "others": busy}
         if (base["world_size"], base["train_batch_size"]) != (RANKS, RANKS * MICRO_BATCH):
             raise RuntimeError(f"the Trainer did not run data-parallel on {RANKS} ranks: {base}")
-        print(f"trainer: launch {launch_s:.0f} s, last logged loss {base['loss_last']:.3f}")
+        print(f"Trainer: launch {launch_s:.0f} s, last logged loss {base['loss_last']:.3f}")
 
         steady = f"steps {args.warmup_steps + 1}-{args.steps}"
         print(f"\n2 CPU ranks, ZeRO-3, fp32, OMP_NUM_THREADS=1, micro-batch 16, {steady}:")
@@ -359,10 +375,13 @@ def main() -> None:
             print(
                 f"  {name:<20} {row['tokens_per_s']:8.0f} real tokens/s   padding "
                 f"{row['padding_share']:6.1%}   ({row['tokens']:.0f} tokens in "
-                f"{row['steady_seconds']:.1f} s)"
+                f"{row['steady_seconds']:.1f} s; other processes took {row['others']:.0%} "
+                "of the CPUs)"
             )
         ratio = ours["tokens_per_s"] / base["tokens_per_s"]
         print(f"ratio train.py / Trainer: {ratio:.2f}x  (target >= 1.5)")
+        if max(ours["others"], base["others"]) > 0.1:
+            print("warning: other processes competed for the CPUs; rerun on an idle machine")
         print(f"total {time.perf_counter() - started:.0f} s")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import time
 from pathlib import Path
@@ -24,14 +25,24 @@ def peak_memory_mb() -> float:
 
 class MetricsLogger:
     def __init__(
-        self, run_dir: Path, rank: int, engine: Any, config: TrainConfig, world: int
+        self,
+        run_dir: Path,
+        rank: int,
+        engine: Any,
+        config: TrainConfig,
+        world: int,
+        totals: dict[str, float] | None = None,
     ) -> None:
         self.rank, self.config, self.engine, self.world = rank, config, engine, world
         self.run_dir = run_dir
         self.trainable, self.total = count_parameters(engine.module)
         self.bar: tqdm | None = None
         self.stage = ""
-        self.totals = {"tokens": 0, "answer_tokens": 0, "padded_tokens": 0, "steps": 0}
+        # Totals carry over a resume (they are saved with each checkpoint).
+        base = {"tokens": 0, "answer_tokens": 0, "padded_tokens": 0, "steps": 0, "seconds": 0.0}
+        self.totals = {**base, **(totals or {})}
+        self._launched = time.perf_counter()
+        self._seconds_before = self.totals["seconds"]
         self._window = {"tokens": 0, "padded": 0, "started": time.perf_counter()}
         self.jsonl = self.writer = None
         if rank == 0:
@@ -82,6 +93,8 @@ class MetricsLogger:
             "padding_share": 1 - self._window["tokens"] / max(self._window["padded"], 1),
             "peak_memory_mb": peak_memory_mb(),
         }
+        if torch.cuda.is_available():
+            line["mfu"] = self.mfu(line["tokens_per_s"])
         self._window = {"tokens": 0, "padded": 0, "started": time.perf_counter()}
         self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{line['tokens_per_s']:.0f}")
         assert self.jsonl is not None and self.writer is not None
@@ -90,7 +103,19 @@ class MetricsLogger:
         for key in ("loss", "lr", "tokens_per_s", "padding_share", "peak_memory_mb"):
             self.writer.add_scalar(f"train/{key}", line[key], step)
 
-    def close(self, wall_seconds: float) -> None:
+    def mfu(self, tokens_per_s: float) -> float:
+        """Model FLOPs utilisation: 6 x parameters x tokens/s over the cards' peak (bf16
+        dense; set ALIGNINSTRUCT_PEAK_TFLOPS per GPU, default 989 for an H100 SXM)."""
+        peak = float(os.environ.get("ALIGNINSTRUCT_PEAK_TFLOPS", "989")) * 1e12 * self.world
+        return 6 * self.total * tokens_per_s / peak
+
+    def totals_now(self) -> dict[str, float]:
+        """The running totals, with training seconds summed over every launch."""
+        seconds = self._seconds_before + time.perf_counter() - self._launched
+        return {**self.totals, "seconds": seconds}
+
+    def close(self) -> None:
+        totals = self.totals_now()
         if self.rank != 0:
             return
         if self.bar is not None:
@@ -104,10 +129,10 @@ class MetricsLogger:
             "trainable_parameters": self.trainable,
             "total_parameters": self.total,
             "world_size": self.world,
-            **self.totals,
-            "padding_share": 1 - self.totals["tokens"] / max(self.totals["padded_tokens"], 1),
-            "tokens_per_second": self.totals["tokens"] / max(wall_seconds, 1e-9),
-            "wall_seconds": wall_seconds,
+            **{k: v for k, v in totals.items() if k != "seconds"},
+            "padding_share": 1 - totals["tokens"] / max(totals["padded_tokens"], 1),
+            "tokens_per_second": totals["tokens"] / max(totals["seconds"], 1e-9),
+            "wall_seconds": totals["seconds"],
             "peak_memory_mb": peak_memory_mb(),
         }
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

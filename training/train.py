@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -95,9 +94,8 @@ def main() -> None:
     engine = build_engine(config, ds_config, model_path, schedule)
     checkpoints = Checkpoints(run_dir / "checkpoints", config.keep_last, rank)
     position = checkpoints.resume(engine) if config.resume == "auto" else {}
-    logger = MetricsLogger(run_dir, rank, engine, config, world)
+    logger = MetricsLogger(run_dir, rank, engine, config, world, position.get("totals"))
 
-    started = time.time()
     global_step = position.get("global_step", 0)
     for index, (stage, (steps, epochs_steps)) in enumerate(zip(stages, schedule, strict=True)):
         if index < position.get("stage", 0):
@@ -132,10 +130,9 @@ def main() -> None:
             global_step += 1
             logger.step(global_step, float(loss_sum / answer_tokens), batches, int(answer_tokens))
             if global_step % config.save_every == 0 or step + 1 == steps:
-                checkpoints.save(
-                    engine, {"stage": index, "step": step + 1, "global_step": global_step}
-                )
-    logger.close(time.time() - started)
+                where = {"stage": index, "step": step + 1, "global_step": global_step}
+                checkpoints.save(engine, {**where, "totals": logger.totals_now()})
+    logger.close()
     export_outputs(engine, config, model_path, tokenizer, run_dir, rank)
     finish()
 

@@ -82,3 +82,13 @@ def test_deepspeed_json_that_disagrees_with_the_batch_arithmetic(
 def test_stage_smaller_than_a_global_batch(built: Path, tmp_path: Path) -> None:
     result = train_once(f"data={built}", f"run_dir={tmp_path}/run", "micro_batch_size=100000")
     assert_fails_before_training(result, "fewer than one global batch")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO_ROOT / "training" / "configs").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_shipped_configs_are_valid(path: Path, built: Path, tmp_path: Path) -> None:
+    config = load_train_config(path, [f"data={built}", f"run_dir={tmp_path}"])
+    ds = deepspeed_config(config, world_size=8)
+    assert ds["train_batch_size"] == config.micro_batch_size * config.grad_accum * 8
+    assert ds["bf16"]["enabled"] == (config.precision == "bf16")

@@ -93,7 +93,9 @@ def test_resume_after_sigkill_is_exact(data: str, tmp_path: Path) -> None:
     proc = subprocess.Popen(command, cwd=REPO_ROOT, env=train_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.time() + 300
-    while not ((killed / "metrics.jsonl").exists() and max(losses(killed), default=0) >= 5):
+    # Stage 1 has steps 1-8; checkpoints at 3, 6, 8 (stage end) and 9: a kill after step
+    # 10 resumes inside stage 2.
+    while not ((killed / "metrics.jsonl").exists() and max(losses(killed), default=0) >= 11):
         assert proc.poll() is None and time.time() < deadline, "run ended before the kill"
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -103,3 +105,6 @@ def test_resume_after_sigkill_is_exact(data: str, tmp_path: Path) -> None:
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert losses(killed) == losses(straight)
     assert sorted(losses(killed)) == list(range(1, 17))
+    totals = [json.loads((run / "summary.json").read_text()) for run in (killed, straight)]
+    for key in ("tokens", "answer_tokens", "padded_tokens", "steps"):
+        assert totals[0][key] == totals[1][key], key
