@@ -57,6 +57,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         sys.exit(2)
 
 
+def launched_world_size() -> int:
+    """The number of ranks, known before init: deepspeed and torchrun set WORLD_SIZE;
+    under mpirun, DeepSpeed discovers ranks through mpi4py (Open MPI or MPICH)."""
+    for name in ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 1
+
+
 def validate(config: TrainConfig, world: int) -> tuple[list[StageData], BatchPlan, list, dict]:
     """Everything that can be wrong with the inputs, checked before any rank starts."""
     try:
@@ -72,14 +81,22 @@ def validate(config: TrainConfig, world: int) -> tuple[list[StageData], BatchPla
         )
         return stages, plan, stage_schedule(config, plan, stages), deepspeed_config(config, world)
     except ConfigError as err:
-        if os.environ.get("RANK", "0") == "0":
+        rank = next(
+            (
+                os.environ[n]
+                for n in ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+                if n in os.environ
+            ),
+            "0",
+        )
+        if rank == "0":
             print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 
 
 def main() -> None:
     config, _ = parse_args()
-    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by deepspeed, torchrun and srun
+    world = launched_world_size()
     stages, plan, schedule, ds_config = validate(config, world)
     import deepspeed
 
