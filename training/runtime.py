@@ -203,6 +203,18 @@ def finish() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     if dist.is_initialized():
+        rank = dist.get_rank()
         dist.barrier()
         dist.destroy_process_group()
+        remove_shm_buffers(rank)
     os._exit(0)
+
+
+def remove_shm_buffers(rank: int) -> None:
+    """DeepSpeed's CPU all-reduce leaves a ~66 MB buffer per rank in /dev/shm, named by
+    master address and port; remove this rank's once every rank is done with it."""
+    addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    if torch.cuda.is_available() or not addr or not port:
+        return
+    for path in Path("/dev/shm").glob(f"deepspeed_*_{addr}_{port}_{rank}"):
+        path.unlink(missing_ok=True)

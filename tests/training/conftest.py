@@ -7,7 +7,10 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO_ROOT
 
@@ -50,3 +53,13 @@ def losses(run_dir: Path) -> dict[int, float]:
     """The last logged loss of every step (a resumed run logs some steps twice)."""
     lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     return {row["step"]: row["loss"] for row in map(json.loads, lines)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_shared_memory() -> Iterator[None]:
+    """Remove what killed runs leave in /dev/shm (finished runs remove their own)."""
+    before = set(Path("/dev/shm").glob("deepspeed_*")) | set(Path("/dev/shm").glob("mpich_*"))
+    yield
+    after = set(Path("/dev/shm").glob("deepspeed_*")) | set(Path("/dev/shm").glob("mpich_*"))
+    for path in after - before:
+        path.unlink(missing_ok=True)
