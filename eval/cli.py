@@ -1,0 +1,102 @@
+"""`python -m eval COMMAND`: decode and score a grid, re-score, compare runs.
+
+    python -m eval run --grid freedict corpus.path=runs/demo/corpus/ \
+        --model runs/demo/train/export/model --out runs/demo/train/eval
+    python -m eval score --grid freedict corpus.path=... --out runs/demo/train/eval
+    python -m eval report runs/a runs/b --baseline a --out reports/a-vs-b
+
+User mistakes exit with status 2 and one message naming the file or key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from data_prep.readers import CorpusError
+from data_prep.templates import load_templates
+from data_prep.typed_config import ConfigError
+from eval.decode import DecodeConfig
+from eval.directions import directions, load_grid
+
+
+def _print_scores(result: dict | None) -> None:
+    if result is None:
+        return
+    for group, values in result["averages"].items():
+        metrics = "  ".join(f"{k} {v:.2f}" for k, v in values.items() if k != "directions")
+        print(f"{group:>10} ({values['directions']} directions): {metrics}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from eval.run import run
+
+    grid = load_grid(args.grid, args.overrides)
+    decode = DecodeConfig(args.batch_size, args.beams, args.max_new_tokens)
+    templates = load_templates(args.templates)
+    _print_scores(
+        run(grid, args.model, args.adapter, Path(args.out), decode, templates, args.comet)
+    )
+
+
+def _score(args: argparse.Namespace) -> None:
+    from eval.run import score_all
+
+    grid = load_grid(args.grid, args.overrides)
+    _print_scores(score_all(grid, directions(grid), Path(args.out), args.comet))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from eval.report import report
+
+    print(report(args.runs, args.out, args.baseline))
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="python -m eval", description=__doc__.split("\n")[0])
+    sub = main.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="decode every direction of a grid, then score")
+    p.add_argument(
+        "--grid", default="freedict", help="grid YAML or shipped name (freedict, opus100)"
+    )
+    p.add_argument(
+        "--model", required=True, help="model folder or hub name (base model with --adapter)"
+    )
+    p.add_argument("--adapter", help="LoRA adapter folder, merged into --model")
+    p.add_argument("--out", required=True)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--beams", type=int, default=1)
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--templates", help="template overrides (YAML), as used for the training data")
+    p.add_argument("--comet", help="COMET checkpoint (.ckpt), e.g. wmt22-comet-da's")
+    p.add_argument("overrides", nargs="*", help="grid key=value overrides")
+    p.set_defaults(run=_run)
+    p = sub.add_parser("score", help="score the hypotheses already in --out")
+    p.add_argument("--grid", default="freedict")
+    p.add_argument("--out", required=True)
+    p.add_argument("--comet")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(run=_score)
+    p = sub.add_parser("report", help="compare evaluated runs")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--baseline", help="label (folder name) of the baseline run; default the first")
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=_report)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser()
+    args, extra = cli.parse_known_args(argv)
+    bad = [x for x in extra if x.startswith("-") or "=" not in x]
+    if bad or (extra and not hasattr(args, "overrides")):
+        cli.error(f"unrecognized arguments: {' '.join(bad or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    try:
+        args.run(args)
+    except (ConfigError, CorpusError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,239 @@
+"""Batched translation decoding.
+
+Greedy decoding uses our own loop over the model's KV cache:
+- the prompt prefix shared by every sentence of a direction ("Translate from German to
+  English.\\nGerman:") is run once and its cache copied into every row;
+- sentences are taken in order of length; a row that ends (EOS, a newline, or
+  `max_new_tokens`) leaves the batch at once and new sentences are prefilled and merged
+  in, so the batch stays full instead of waiting for its longest member.
+Rows may hold padding in the middle of their cache (left padding of each part); the
+attention mask covers it, and BLOOM's ALiBi positions come from the mask's running sum,
+so every row computes what it would compute alone.
+Beam search uses `generate` on length-sorted, left-padded batches. Either way the answer
+is cut at EOS or the first newline and outputs come back in input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    batch_size: int = 32
+    num_beams: int = 1
+    max_new_tokens: int = 128
+    refill_fraction: float = 0.25  # prefill new rows once this share of the batch is free
+
+
+def newline_token_ids(tokenizer: Any) -> set[int]:
+    """Ids whose text holds a newline: generation stops there."""
+    return {i for i in range(len(tokenizer)) if "\n" in tokenizer.decode([i])}
+
+
+def cut(text: str) -> str:
+    return text.split("\n", 1)[0].strip()
+
+
+def common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix every row shares (at most all but the last token)."""
+    shortest = min(len(r) for r in rows)
+    n = 0
+    while n < shortest - 1 and all(r[n] == rows[0][n] for r in rows):
+        n += 1
+    return n
+
+
+@dataclass
+class _Batch:
+    """The rows being decoded: cache (legacy per-layer (k, v)), mask, outputs."""
+
+    cache: list[tuple[torch.Tensor, torch.Tensor]]
+    mask: torch.Tensor
+    last: torch.Tensor
+    rows: list[int]
+    outputs: list[list[int]] = field(default_factory=list)
+
+    def select(self, keep: list[int]) -> None:
+        index = torch.tensor(keep, dtype=torch.long)
+        self.cache = [(k[index], v[index]) for k, v in self.cache]
+        self.mask, self.last = self.mask[index], self.last[index]
+        self.rows = [self.rows[i] for i in keep]
+        self.outputs = [self.outputs[i] for i in keep]
+
+
+def _pad_left(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    missing = width - tensor.shape[dim]
+    if missing == 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def _merge(a: _Batch | None, b: _Batch) -> _Batch:
+    if a is None or not a.rows:
+        return b
+    width = max(a.mask.shape[1], b.mask.shape[1])
+    cache = [
+        (
+            torch.cat([_pad_left(ka, width, 2), _pad_left(kb, width, 2)]),
+            torch.cat([_pad_left(va, width, 2), _pad_left(vb, width, 2)]),
+        )
+        for (ka, va), (kb, vb) in zip(a.cache, b.cache, strict=True)
+    ]
+    mask = torch.cat([_pad_left(a.mask, width, 1), _pad_left(b.mask, width, 1)])
+    return _Batch(cache, mask, torch.cat([a.last, b.last]), a.rows + b.rows, a.outputs + b.outputs)
+
+
+class Translator:
+    """Decodes prompts with a causal LM; one instance per model."""
+
+    def __init__(self, model: nn.Module, tokenizer: Any, config: DecodeConfig) -> None:
+        self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
+        self.eos = tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
+        self.stops = newline_token_ids(tokenizer) | {self.eos}
+
+    @torch.inference_mode()
+    def translate(self, prompts: Sequence[str], progress: Progress | None = None) -> list[str]:
+        if not prompts:
+            return []
+        ids = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+        if self.config.num_beams > 1:
+            tokens = self._generate(ids, progress)
+        else:
+            tokens = self._greedy(ids, progress)
+        return [cut(self.tokenizer.decode(t, skip_special_tokens=True)) for t in tokens]
+
+    # --- greedy: shared prefix, leave-and-refill batching ---------------------------
+
+    def _forward(
+        self, input_ids: torch.Tensor, mask: torch.Tensor, cache: Any
+    ) -> tuple[torch.Tensor, Any]:
+        from transformers import DynamicCache
+
+        past = DynamicCache.from_legacy_cache(tuple(cache)) if cache is not None else None
+        out = self.model(
+            input_ids=input_ids, attention_mask=mask, past_key_values=past, use_cache=True
+        )
+        legacy = out.past_key_values.to_legacy_cache()
+        return out.logits[:, -1, :], [(k, v) for k, v in legacy]
+
+    def _greedy(self, ids: list[list[int]], progress: Progress | None) -> list[list[int]]:
+        n_prefix = common_prefix(ids)
+        prefix_cache = None
+        if n_prefix:
+            prefix = torch.tensor([ids[0][:n_prefix]])
+            _, prefix_cache = self._forward(prefix, torch.ones_like(prefix), None)
+        queue = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        results: list[list[int]] = [[] for _ in ids]
+        active: _Batch | None = None
+        size = self.config.batch_size
+        while queue or (active is not None and active.rows):
+            free = size - (len(active.rows) if active is not None else 0)
+            if queue and (
+                active is None or not active.rows or free >= self.config.refill_fraction * size
+            ):
+                take, queue = queue[:free], queue[free:]
+                active = _merge(active, self._prefill(ids, take, n_prefix, prefix_cache))
+                self._finish(active, results, progress)
+                continue
+            assert active is not None
+            step_mask = torch.cat(
+                [active.mask, torch.ones(len(active.rows), 1, dtype=torch.long)], 1
+            )
+            logits, active.cache = self._forward(active.last[:, None], step_mask, active.cache)
+            active.mask = step_mask
+            self._advance(active, logits)
+            self._finish(active, results, progress)
+        return results
+
+    def _prefill(
+        self, ids: list[list[int]], take: list[int], n_prefix: int, prefix_cache: Any
+    ) -> _Batch:
+        suffixes = [ids[i][n_prefix:] for i in take]
+        width = max(len(s) for s in suffixes)
+        input_ids = torch.full((len(take), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(take), n_prefix + width), dtype=torch.long)
+        mask[:, :n_prefix] = 1
+        for row, suffix in enumerate(suffixes):
+            input_ids[row, width - len(suffix) :] = torch.tensor(suffix)
+            mask[row, n_prefix + width - len(suffix) :] = 1
+        cache = None
+        if prefix_cache is not None:
+            cache = [
+                (
+                    k.expand(len(take), -1, -1, -1).contiguous(),
+                    v.expand(len(take), -1, -1, -1).contiguous(),
+                )
+                for k, v in prefix_cache
+            ]
+        logits, cache = self._forward(input_ids, mask, cache)
+        batch = _Batch(
+            cache, mask, torch.zeros(len(take), dtype=torch.long), list(take), [[] for _ in take]
+        )
+        self._advance(batch, logits)
+        return batch
+
+    def _advance(self, batch: _Batch, logits: torch.Tensor) -> None:
+        batch.last = logits.argmax(-1)
+        for output, token in zip(batch.outputs, batch.last.tolist(), strict=True):
+            output.append(token)
+
+    def _finish(self, batch: _Batch, results: list[list[int]], progress: Progress | None) -> None:
+        keep = []
+        for i, output in enumerate(batch.outputs):
+            if output[-1] in self.stops or len(output) >= self.config.max_new_tokens:
+                results[batch.rows[i]] = output
+            else:
+                keep.append(i)
+        done = len(batch.rows) - len(keep)
+        if done:
+            batch.select(keep)
+            if progress is not None:
+                progress(done)
+
+    # --- beam search (and the plain reference): generate on sorted batches ------------
+
+    def _generate(self, ids: list[list[int]], progress: Progress | None) -> list[list[int]]:
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        results: list[list[int]] = [[] for _ in ids]
+        size = self.config.batch_size
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            for row, tokens in zip(
+                chunk,
+                generate_batch(
+                    self.model, [ids[i] for i in chunk], self.pad, self.eos, self.config
+                ),
+                strict=True,
+            ):
+                results[row] = tokens
+            if progress is not None:
+                progress(len(chunk))
+        return results
+
+
+def generate_batch(
+    model: nn.Module, rows: list[list[int]], pad: int, eos: int, config: DecodeConfig
+) -> list[list[int]]:
+    """transformers' `generate` on one left-padded batch; returns the new tokens per row."""
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        input_ids[i, width - len(r) :] = torch.tensor(r)
+        mask[i, width - len(r) :] = 1
+    out = model.generate(
+        input_ids=input_ids, attention_mask=mask, max_new_tokens=config.max_new_tokens,
+        num_beams=config.num_beams, do_sample=False, eos_token_id=eos, pad_token_id=pad,
+    )  # fmt: skip
+    return [row[width:].tolist() for row in out]

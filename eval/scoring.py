@@ -1,0 +1,101 @@
+"""sacreBLEU BLEU and chrF++ per direction, COMET when a checkpoint is given, averages.
+
+BLEU's tokenizer follows the target language (zh, ja-mecab, ko-mecab, else 13a);
+chrF++ is chrF with word n-grams of order 2. Each metric's signature is saved with the
+scores, so a number can always be traced to how it was computed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from data_prep.readers import CorpusError
+
+BLEU_TOKENIZERS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
+METRICS = ("bleu", "chrf", "comet")
+
+
+def bleu_tokenizer(target_lang: str) -> str:
+    return BLEU_TOKENIZERS.get(target_lang, "13a")
+
+
+def read_lines(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle]
+
+
+def check_lengths(hyp_path: Path, hyps: Sequence[str], ref_path: str, refs: Sequence[str]) -> None:
+    if len(hyps) != len(refs):
+        raise CorpusError(
+            f"{hyp_path} has {len(hyps)} lines but the references ({ref_path}) have {len(refs)}"
+        )
+
+
+def score_direction(hyps: Sequence[str], refs: Sequence[str], target_lang: str) -> dict[str, Any]:
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu = BLEU(tokenize=bleu_tokenizer(target_lang))
+    chrf = CHRF(word_order=2)
+    bleu_score = bleu.corpus_score(list(hyps), [list(refs)])
+    chrf_score = chrf.corpus_score(list(hyps), [list(refs)])
+    return {
+        "bleu": round(bleu_score.score, 2),
+        "chrf": round(chrf_score.score, 2),
+        "signatures": {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())},
+        "sentences": len(hyps),
+    }
+
+
+def averages(per_direction: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean of each metric over en->X, X->en and zero-shot directions, and over all."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for entry in per_direction.values():
+        groups.setdefault(entry["group"], []).append(entry)
+        groups.setdefault("all", []).append(entry)
+    result = {}
+    order = [g for g in ("en->X", "X->en", "zero-shot", "all") if g in groups]
+    for group in order:
+        entries = groups[group]
+        result[group] = {"directions": len(entries)}
+        for metric in METRICS:
+            values = [e[metric] for e in entries if e.get(metric) is not None]
+            if values:
+                result[group][metric] = round(sum(values) / len(values), 2)
+    return result
+
+
+def metrics_present(per_direction: dict[str, dict[str, Any]]) -> list[str]:
+    return [m for m in METRICS if any(e.get(m) is not None for e in per_direction.values())]
+
+
+def to_csv(per_direction: dict[str, dict[str, Any]]) -> str:
+    metrics = metrics_present(per_direction)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["direction", "group", "sentences", *metrics])
+    for name, e in per_direction.items():
+        writer.writerow([name, e["group"], e["sentences"], *(e.get(m) for m in metrics)])
+    return out.getvalue()
+
+
+def to_markdown(per_direction: dict[str, dict[str, Any]], avg: dict[str, dict[str, float]]) -> str:
+    metrics = metrics_present(per_direction)
+    head = ["direction", "group", *(m.upper() if m != "chrf" else "chrF++" for m in metrics)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, e in per_direction.items():
+        lines.append(
+            "| " + " | ".join([name, e["group"], *(f"{e[m]:.2f}" for m in metrics)]) + " |"
+        )
+    lines += [
+        "",
+        "| average | directions | " + " | ".join(metrics) + " |",
+        "|" + "---|" * (2 + len(metrics)),
+    ]
+    for group, values in avg.items():
+        cells = [f"{values[m]:.2f}" if m in values else "" for m in metrics]
+        lines.append(f"| {group} | {values['directions']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
