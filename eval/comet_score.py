@@ -1,0 +1,67 @@
+"""COMET scoring of system outputs against references, from a local checkpoint.
+
+The checkpoint is a path to a COMET `.ckpt` (e.g. wmt22-comet-da's `checkpoints/model.ckpt`,
+downloaded beforehand; its `hparams.yaml` sits two levels up). Offline use of a real
+checkpoint also needs its encoder's tokenizer/config (`xlm-roberta-large`) in the
+Hugging Face cache, with HF_HUB_OFFLINE=1. Tests use `eval.tiny_comet.build_tiny_comet`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from eval.tiny_comet import quiet_lightning
+
+_MODELS: dict[str, Any] = {}
+
+
+def load_comet(checkpoint: str | Path) -> Any:
+    """Load a COMET model once per checkpoint path (cached for the process)."""
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise ValueError(f"COMET checkpoint not found: {path}")
+    key = str(path.resolve())
+    if key not in _MODELS:
+        from comet import load_from_checkpoint
+
+        with quiet_lightning():
+            _MODELS[key] = load_from_checkpoint(key)
+    return _MODELS[key]
+
+
+def comet_score(
+    checkpoint: str | Path,
+    sources: Sequence[str],
+    hypotheses: Sequence[str],
+    references: Sequence[str],
+    batch_size: int = 32,
+    gpus: int | None = None,
+) -> tuple[float, list[float]]:
+    """Return (system score, segment scores) of `hypotheses` under a COMET checkpoint.
+
+    `gpus=None` uses one GPU when CUDA is available, else the CPU. The system score is the
+    mean of the segment scores, which come back in input order.
+    """
+    counts = (len(sources), len(hypotheses), len(references))
+    if len(set(counts)) != 1:
+        raise ValueError(
+            "sources, hypotheses and references differ in length: "
+            f"{counts[0]} sources, {counts[1]} hypotheses, {counts[2]} references"
+        )
+    if counts[0] == 0:
+        raise ValueError("nothing to score: no segments given")
+    model = load_comet(checkpoint)
+    if gpus is None:
+        import torch
+
+        gpus = 1 if torch.cuda.is_available() else 0
+    samples = [
+        {"src": str(s), "mt": str(h), "ref": str(r)}
+        for s, h, r in zip(sources, hypotheses, references, strict=True)
+    ]
+    with quiet_lightning():
+        output = model.predict(samples, batch_size=batch_size, gpus=gpus, progress_bar=False)
+    scores = [float(x) for x in output.scores]
+    return float(output.system_score), scores

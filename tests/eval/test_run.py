@@ -1,0 +1,185 @@
+"""`python -m eval run/score/report` end to end on the FreeDict test split: hypotheses,
+scores equal to the sacrebleu command line, resume after a kill, 2 ranks, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+MINI = REPO_ROOT / "tests" / "assets" / "opus-100-mini"
+
+
+def eval_cli(*args: str | Path, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eval", *map(str, args)], cwd=REPO_ROOT, capture_output=True,
+        text=True, timeout=timeout, check=False, env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+
+
+def grid_args(corpus: Path, sentences: int = 60) -> list[str]:
+    return ["--grid", "freedict", f"corpus.path={corpus}/", f"max_sentences={sentences}"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(
+    trained_model: Path, freedict_corpus: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("eval") / "run"
+    result = eval_cli("run", *grid_args(freedict_corpus), "--model", trained_model, "--out", out,
+                      "--max-new-tokens", "40")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_outputs_and_averages(evaluated: Path) -> None:
+    scores = json.loads((evaluated / "scores.json").read_text())
+    assert set(scores["directions"]) == {"de-en", "en-de"}
+    assert scores["directions"]["de-en"]["group"] == "X->en"
+    assert scores["averages"]["all"]["directions"] == 2
+    for name in ("de-en", "en-de"):
+        hyps = (evaluated / "hyps" / f"{name}.txt").read_text(encoding="utf-8").splitlines()
+        assert len(hyps) == 60 and all("\n" not in h for h in hyps)
+    assert "| de-en | X->en |" in (evaluated / "scores.md").read_text()
+    assert (evaluated / "scores.csv").read_text().startswith("direction,group,sentences,bleu,chrf")
+
+
+def test_scores_equal_the_sacrebleu_command_line(
+    evaluated: Path, freedict_corpus: Path, tmp_path: Path
+) -> None:
+    scores = json.loads((evaluated / "scores.json").read_text())["directions"]
+    for name, tgt in (("de-en", "en"), ("en-de", "de")):
+        refs = (freedict_corpus / f"test.{tgt}").read_text(encoding="utf-8").splitlines()[:60]
+        ref = tmp_path / f"ref.{tgt}"
+        ref.write_text("\n".join(refs) + "\n", encoding="utf-8")
+        cli = Path(sys.executable).with_name("sacrebleu")
+        out = subprocess.run(
+            [cli, str(ref), "-i", str(evaluated / "hyps" / f"{name}.txt"), "-m", "bleu", "chrf",
+             "--chrf-word-order", "2", "-tok", "13a", "-b", "-w", "2", "-f", "text"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        bleu, chrf = (float(x) for x in out.stdout.split())
+        assert scores[name]["bleu"] == bleu and scores[name]["chrf"] == chrf
+        assert "tok:13a" in scores[name]["signatures"]["bleu"]
+
+
+def test_finished_directions_are_not_decoded_again(
+    evaluated: Path, trained_model: Path, freedict_corpus: Path
+) -> None:
+    stamps = {p.name: p.stat().st_mtime_ns for p in (evaluated / "hyps").iterdir()}
+    model = ["--model", trained_model, "--max-new-tokens", "40"]
+    result = eval_cli("run", *grid_args(freedict_corpus), *model, "--out", evaluated)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {p.name: p.stat().st_mtime_ns for p in (evaluated / "hyps").iterdir()} == stamps
+
+
+def test_killed_run_resumes_without_partial_files(
+    evaluated: Path, trained_model: Path, freedict_corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "eval", "run", *grid_args(freedict_corpus, 200), "--model",
+               str(trained_model), "--out", str(out), "--max-new-tokens", "40",
+               "--batch-size", "4"]  # fmt: skip
+    proc = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 600
+    while not (out / "hyps" / "de-en.txt").exists():
+        assert proc.poll() is None and time.time() < deadline, "run ended before the kill"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "hyps" / "en-de.txt").exists()  # the unfinished direction left nothing
+    first = (out / "hyps" / "de-en.txt").stat().st_mtime_ns
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "hyps" / "de-en.txt").stat().st_mtime_ns == first
+    assert len((out / "hyps" / "en-de.txt").read_text().splitlines()) == 200
+
+
+def test_two_ranks_give_the_same_hypotheses(
+    evaluated: Path, trained_model: Path, freedict_corpus: Path, tmp_path: Path
+) -> None:
+    from tests.training.conftest import TORCHRUN, free_port
+
+    out = tmp_path / "ranks"
+    result = subprocess.run(
+        [TORCHRUN, "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "eval", "run",
+         *grid_args(freedict_corpus), "--model", str(trained_model), "--out", str(out),
+         "--max-new-tokens", "40"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("de-en.txt", "en-de.txt"):
+        assert (out / "hyps" / name).read_text() == (evaluated / "hyps" / name).read_text()
+    assert (
+        json.loads((out / "scores.json").read_text())["averages"]
+        == json.loads((evaluated / "scores.json").read_text())["averages"]
+    )
+
+
+def test_missing_test_files_listed_at_once(trained_model: Path, tmp_path: Path) -> None:
+    result = eval_cli(
+        "run",
+        "--grid",
+        "opus100",
+        f"corpus.path={MINI}",
+        "--model",
+        trained_model,
+        "--out",
+        tmp_path / "o",
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    # 78 directions x 2 files, less the 8 the mini tree has (en<->af and de<->nl)
+    assert "148 test file(s) missing" in result.stderr
+    assert "supervised/am-en/opus.am-en-test.am" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_hypothesis_reference_mismatch_names_the_files(
+    evaluated: Path, freedict_corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "broken"
+    shutil.copytree(evaluated, out)
+    hyp = out / "hyps" / "de-en.txt"
+    hyp.write_text("\n".join(hyp.read_text().splitlines()[:-1]) + "\n")
+    result = eval_cli("score", *grid_args(freedict_corpus), "--out", out)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert str(hyp) in result.stderr and "has 59 lines" in result.stderr and "60" in result.stderr
+
+
+def test_report_compares_runs_with_cost(evaluated: Path, tmp_path: Path) -> None:
+    runs = {}
+    for label, shift, tokens in (("mt", 0.0, 1000), ("mt+align", 1.5, 1600)):
+        run = tmp_path / label
+        shutil.copytree(evaluated, run / "eval")
+        scores = json.loads((run / "eval" / "scores.json").read_text())
+        for entry in [*scores["directions"].values(), *scores["averages"].values()]:
+            for metric in ("bleu", "chrf"):
+                entry[metric] = round(entry[metric] + shift, 2)
+        (run / "eval" / "scores.json").write_text(json.dumps(scores))
+        summary = {"finetune": "full", "trainable_parameters": 356224, "tokens": tokens,
+                   "tokens_per_second": 5000.0, "peak_memory_mb": 600.0,
+                   "wall_seconds": tokens / 100}  # fmt: skip
+        (run / "summary.json").write_text(json.dumps(summary))
+        runs[label] = run
+    out = tmp_path / "report"
+    result = eval_cli("report", runs["mt"], runs["mt+align"], "--baseline", "mt", "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = (out / "report.md").read_text()
+    assert "**mt+align** vs mt: bleu:" in text and "all +1.50" in text
+    assert "1.60x the tokens" in text and "| mt+align | full | 356,224 | 1,600 |" in text
+    for png in ("bleu_directions.png", "chrf_directions.png", "averages.png"):
+        assert (out / png).stat().st_size > 1000
+    bad = eval_cli("report", runs["mt"], "--baseline", "nope", "--out", out)
+    assert bad.returncode == 2 and "'nope' is not one of the runs" in bad.stderr
