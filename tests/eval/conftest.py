@@ -33,3 +33,19 @@ def trained_model(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         optimizer.zero_grad()
     model.lm.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(freedict_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny COMET checkpoint built offline (eval/tiny_comet.py)."""
+    from eval.tiny_comet import build_tiny_comet
+
+    texts = []
+    for name in ("train.de", "train.en"):
+        texts += (freedict_corpus / name).read_text(encoding="utf-8").splitlines()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return build_tiny_comet(tmp_path_factory.mktemp("comet") / "tiny", texts, seed=1)
+    finally:
+        torch.set_num_threads(threads)

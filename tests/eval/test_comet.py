@@ -36,12 +36,6 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def tiny_ckpt(freedict_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    texts = lines(freedict_corpus / "train.de") + lines(freedict_corpus / "train.en")
-    return build_tiny_comet(tmp_path_factory.mktemp("comet") / "tiny", texts, seed=1)
-
-
-@pytest.fixture(scope="module")
 def dev(freedict_corpus: Path) -> tuple[list[str], list[str]]:
     src, ref = lines(freedict_corpus / "dev.de"), lines(freedict_corpus / "dev.en")
     assert len(src) == len(ref) >= N_DEV

@@ -183,3 +183,18 @@ def test_report_compares_runs_with_cost(evaluated: Path, tmp_path: Path) -> None
         assert (out / png).stat().st_size > 1000
     bad = eval_cli("report", runs["mt"], "--baseline", "nope", "--out", out)
     assert bad.returncode == 2 and "'nope' is not one of the runs" in bad.stderr
+
+
+def test_comet_scores_with_a_local_checkpoint(
+    evaluated: Path, freedict_corpus: Path, tiny_ckpt: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "comet"
+    shutil.copytree(evaluated, out)
+    result = eval_cli("score", *grid_args(freedict_corpus), "--out", out, "--comet", tiny_ckpt)
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads((out / "scores.json").read_text())
+    values = [scores["directions"][d]["comet"] for d in ("de-en", "en-de")]
+    assert all(-100 < v < 200 for v in values)
+    assert scores["averages"]["all"]["comet"] == round(sum(values) / 2, 2)
+    assert scores["comet_checkpoint"] == str(tiny_ckpt)
+    assert "COMET" in (out / "scores.md").read_text()
