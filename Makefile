@@ -20,10 +20,21 @@ $(STAMP): setup.py requirements/constraints.txt
 	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[all]"
 	touch $(STAMP)
 
+# The demo answers the paper's question on real data at toy scale: MT alone versus
+# MT+Align->MT, same tiny model, same steps of MT at the end, then eval and a report.
+DS := OMP_NUM_THREADS=1 $(VENV)/bin/deepspeed --num_accelerators 2 training/train.py \
+	--config training/configs/tiny-cpu.yaml
 demo: $(STAMP)
 	$(PY) -m data_prep demo --out $(DEMO_OUT)
-	$(VENV)/bin/deepspeed --num_accelerators 2 training/train.py \
-		--config training/configs/tiny-cpu.yaml data=$(DEMO_OUT)/shards run_dir=$(DEMO_OUT)/train
+	$(PY) -m data_prep build freedict corpus.path=$(DEMO_OUT)/corpus/ \
+		tokenizer=$(DEMO_OUT)/tokenizer curriculum=MT --out $(DEMO_OUT)/shards-mt --overwrite
+	$(DS) data=$(DEMO_OUT)/shards-mt run_dir=$(DEMO_OUT)/mt
+	$(DS) data=$(DEMO_OUT)/shards run_dir=$(DEMO_OUT)/mt-align-mt
+	for run in mt mt-align-mt; do \
+		$(PY) -m eval run --grid freedict corpus.path=$(DEMO_OUT)/corpus/ --max-new-tokens 64 \
+			--model $(DEMO_OUT)/$$run/export/model --out $(DEMO_OUT)/$$run/eval || exit 1; \
+	done
+	$(PY) -m eval report $(DEMO_OUT)/mt $(DEMO_OUT)/mt-align-mt --baseline mt --out $(DEMO_OUT)/report
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

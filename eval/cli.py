@@ -65,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--adapter", help="LoRA adapter folder, merged into --model")
     p.add_argument("--out", required=True)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--beams", type=int, default=1)
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--templates", help="template overrides (YAML), as used for the training data")

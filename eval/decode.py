@@ -27,7 +27,7 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    batch_size: int = 32
+    batch_size: int = 64
     num_beams: int = 1
     max_new_tokens: int = 128
     refill_fraction: float = 0.25  # prefill new rows once this share of the batch is free
