@@ -30,7 +30,7 @@ from data_prep.inspect import InspectError, inspect
 from data_prep.readers import CorpusError, read_file_pair
 from data_prep.recipe import load_recipe
 from data_prep.tokenizer import train_tokenizer
-from data_prep.typed_config import ConfigError
+from data_prep.typed_config import ConfigError, parse_args_with_overrides
 
 USER_ERRORS = (
     ConfigError,
@@ -201,15 +201,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = parser()
-    # key=value overrides may come before or after options (argparse stops a positional
-    # list at the first option), so collect leftovers that look like overrides.
-    args, extra = cli.parse_known_args(argv)
-    unknown = [item for item in extra if item.startswith("-") or "=" not in item]
-    if unknown or (extra and not hasattr(args, "overrides")):
-        cli.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
-    if extra:
-        args.overrides = [*args.overrides, *extra]
+    args = parse_args_with_overrides(parser(), argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("megatron").setLevel(logging.WARNING)

@@ -9,6 +9,7 @@ Dataclasses may add a `problems(key) -> list[str]` method for cross-field checks
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import types
@@ -36,6 +37,23 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError("command line", [f"override {item!r}: expected key=value"])
     return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def parse_args_with_overrides(
+    parser: argparse.ArgumentParser, argv: list[str] | None = None
+) -> argparse.Namespace:
+    """Parse a command line whose `overrides` positional collects `key=value` items.
+
+    argparse ends a positional list at the first option, so overrides given after
+    options come back as leftovers; they are appended, and anything else is an error.
+    """
+    args, extra = parser.parse_known_args(argv)
+    unknown = [item for item in extra if item.startswith("-") or "=" not in item]
+    if unknown or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from data_prep.readers import CorpusError
 from data_prep.templates import load_templates
-from data_prep.typed_config import ConfigError
+from data_prep.typed_config import ConfigError, parse_args_with_overrides
 from eval.decode import DecodeConfig
 from eval.directions import directions, load_grid
 
@@ -87,13 +87,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = parser()
-    args, extra = cli.parse_known_args(argv)
-    bad = [x for x in extra if x.startswith("-") or "=" not in x]
-    if bad or (extra and not hasattr(args, "overrides")):
-        cli.error(f"unrecognized arguments: {' '.join(bad or extra)}")
-    if extra:
-        args.overrides = [*args.overrides, *extra]
+    args = parse_args_with_overrides(parser(), argv)
     try:
         args.run(args)
     except (ConfigError, CorpusError, FileNotFoundError) as err:
