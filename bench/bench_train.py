@@ -1,6 +1,9 @@
 """Benchmark: real (non-padding) tokens/s of training/train.py against the HF Trainer.
 
-    .venv/bin/python bench/bench_train.py [--steps 320] [--warmup-steps 20]
+    .venv/bin/python bench/bench_train.py [--steps 320] [--warmup-steps 20] [--rounds 1]
+
+About 3 minutes on an idle 2-core machine (data 15 s, each launch ~25-35 s of start-up,
+train.py ~40 s and the Trainer ~70 s of training).
 
 Same run, same machine, 2 CPU ranks, OMP_NUM_THREADS=1 per rank on both sides:
 
@@ -12,17 +15,25 @@ Same run, same machine, 2 CPU ranks, OMP_NUM_THREADS=1 per rank on both sides:
    max_steps_per_stage=STEPS` (length-grouped batches, LM head at answer positions only).
 3. Baseline, the way ALMA, ParroT and LLaMA-Factory train: the same tiny model (the
    random init that step 2 saved), the same samples read back from the shards, the
-   same ZeRO-3 JSON (ds_configs/zero3.json, "auto" left for the Trainer to fill, without
-   "train_batch_size"), the same LR schedule and clipping, trained with `transformers.
-   Trainer` at per_device_train_batch_size=16 over randomly ordered batches padded by
+   same ZeRO-3 JSON (ds_configs/zero3.json, its "auto" values filled by the Trainer),
+   the same LR schedule and clipping, trained with `transformers.Trainer` at
+   per_device_train_batch_size=16 over randomly ordered batches padded by
    `DataCollatorForSeq2Seq` (labels -100 on the prompt), full-vocabulary logits and the
    model's own loss. Launched by this file: `deepspeed ... bench/bench_train.py
-   --trainer-worker ...`.
+   --trainer-worker ...`. One shim: accelerate 1.x has no backend for DeepSpeed on a
+   CPU-only machine and would run each rank alone; it is given gloo, as train.py uses.
 
-Both sides run STEPS optimizer steps of 2 x 16 samples; tokens/s is measured over the
-steps after the first `--warmup-steps` (steady state): real tokens (attention mask 1)
-summed over both ranks, divided by rank 0's wall time. Printed: tokens/s and padding
-share of each side and their ratio (target >= 1.5).
+Both sides run STEPS optimizer steps of 2 x 16 samples (within one epoch); tokens/s is
+measured over the steps after the first `--warmup-steps` (steady state): real tokens
+(attention mask 1) summed over both ranks, divided by rank 0's wall time, in intervals
+of `--warmup-steps` steps. Printed: tokens/s and padding share of each side and their
+ratio (target >= 1.5), also the ratio of the median intervals.
+
+Shared machines: each side also reports how much of the machine's CPU time other
+processes took while it ran (/proc/stat less this benchmark's own processes; neighbours
+in other containers are invisible to `ps` but not to /proc/stat). The ratio is only
+meaningful when that is near 0 for both sides; a warning says when it is not.
+`--rounds N` alternates the two sides N times and keeps each side's fastest round.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from data_prep.align import SYMMETRIZATIONS, AlignConfig, align, format_pharaoh
+from data_prep.align import ALIGNERS, SYMMETRIZATIONS, AlignConfig, align, format_pharaoh
 from data_prep.align_quality import lexicon_precision, load_lexicon
 from data_prep.build import BuildError, build, default_cache_dir
 from data_prep.cleaning import CleanConfig, CleanReport, clean
@@ -90,9 +90,6 @@ def _read(path: str) -> list[str]:
 def _align(args: argparse.Namespace) -> None:
     src, tgt = _read(args.src), _read(args.tgt)
     config = AlignConfig(aligner=args.aligner, symmetrization=args.symmetrization)
-    problems = config.problems("align")
-    if problems:
-        raise ConfigError("command line", problems)
     alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align")
     links = alignment.symmetrized(src, tgt, args.symmetrization)
     write_lines(args.out, (format_pharaoh(line) for line in links))
@@ -169,7 +166,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--src", required=True)
     p.add_argument("--tgt", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--aligner", default="eflomal", choices=["eflomal", "fast_align"])
+    p.add_argument("--aligner", default="eflomal", choices=ALIGNERS)
     p.add_argument("--symmetrization", default="grow-diag-final-and", choices=SYMMETRIZATIONS)
     p.add_argument("--lexicon", help="headword<TAB>translations file: report link precision")
     p.add_argument("--cache", help="cache root (default ~/.cache/aligninstruct)")
