@@ -108,3 +108,17 @@ def test_resume_after_sigkill_is_exact(data: str, tmp_path: Path) -> None:
     totals = [json.loads((run / "summary.json").read_text()) for run in (killed, straight)]
     for key in ("tokens", "answer_tokens", "padded_tokens", "steps"):
         assert totals[0][key] == totals[1][key], key
+
+
+def test_zero2_bf16_runs_and_exports(data: str, tmp_path: Path) -> None:
+    run = tmp_path / "zero2"
+    result = run_training(
+        data, f"run_dir={run}", "deepspeed=zero2", "precision=bf16", "max_steps_per_stage=4"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ds = json.loads((run / "deepspeed.json").read_text())
+    assert ds["zero_optimization"]["stage"] == 2 and ds["bf16"] == {"enabled": True}
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(run / "export" / "model")
+    assert model.config.n_layer == 2
