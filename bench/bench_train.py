@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_train.py [--steps 380] [--warmup-steps 20] [--rounds 1]
 
-About 3 minutes on an idle 2-core machine (data 15 s, each launch ~25-35 s of start-up,
-train.py ~40 s and the Trainer ~70 s of training).
+About 2 minutes on an idle 2-core machine (data ~15 s, then one launch per side: ~45 s
+for train.py and ~70 s for the Trainer, start-up included); `--rounds N` takes N times
+as long for the launches.
 
 Same run, same machine, 2 CPU ranks, OMP_NUM_THREADS=1 per rank on both sides:
 
@@ -56,25 +57,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SHARED = ROOT.parent / "shared" / "data" / "freedict-deu-eng"
+from bench.bench_build import corpus_dir  # noqa: E402
+
 BIN = Path(sys.executable).parent
 MICRO_BATCH = 16
 RANKS = 2
 
 
 # --------------------------------------------------------------------------- data
-
-
-def corpus_dir(cache: Path) -> Path:
-    """The FreeDict split: the shared copy when present, else built from the .deb."""
-    if (SHARED / "train.de").exists():
-        return SHARED
-    out = cache / "corpus"
-    if not (out / "train.de").exists():
-        from data_prep.freedict import build_corpus, fetch_deb
-
-        build_corpus(fetch_deb(cache / "deb"), out)
-    return out
 
 
 def prepare_data(scratch: Path, env: dict[str, str]) -> Path:
