@@ -16,7 +16,7 @@ from typing import Literal
 from data_prep.align import AlignConfig, Symmetrization
 from data_prep.cleaning import CleanConfig
 from data_prep.languages import OPUS100_LANGUAGES
-from data_prep.readers import SPLITS, CorpusSpec
+from data_prep.readers import CorpusSpec
 from data_prep.typed_config import load_config
 
 INSTRUCTION_TYPES: tuple[str, ...] = ("mt", "align", "hint", "revise")
@@ -184,6 +184,3 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     if not candidate.exists() and (RECIPES_DIR / f"{path}.yaml").exists():
         candidate = RECIPES_DIR / f"{path}.yaml"
     return load_config(Recipe, candidate, overrides)
-
-
-__all__ = ["SPLITS", "Recipe", "load_recipe", "parse_curriculum", "stage_name"]

@@ -15,7 +15,7 @@ import json
 import multiprocessing as mp
 import os
 import warnings
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,7 +219,3 @@ def open_shard(prefix: str | os.PathLike[str]) -> tuple[Any, Any]:
     """(tokens, mask) megatron-core IndexedDatasets of one shard prefix."""
     dataset = indexed_dataset_module().IndexedDataset
     return dataset(str(prefix), mmap=True), dataset(f"{prefix}{MASK_SUFFIX}", mmap=True)
-
-
-def count_by(items: Iterable[str]) -> dict[str, int]:
-    return dict(sorted(Counter(items).items()))
