@@ -18,7 +18,6 @@ from data_prep.readers import CorpusError, CorpusSpec, corpus_files, read_pairs
 from data_prep.typed_config import load_config
 
 GRIDS_DIR = Path(__file__).parent / "grids"
-GROUPS = ("en->X", "X->en", "zero-shot")
 
 
 @dataclass(frozen=True)

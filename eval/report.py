@@ -18,9 +18,9 @@ from typing import Any
 
 from data_prep.fileio import write_json, write_lines
 from data_prep.typed_config import ConfigError
+from eval.scoring import AVERAGE_GROUPS as AVERAGE_ROWS
 from eval.scoring import METRICS
 
-AVERAGE_ROWS = ("en->X", "X->en", "zero-shot", "all")
 COST_KEYS = (
     ("finetune", "fine-tuning", "{}"),
     ("trainable_parameters", "trainable params", "{:,}"),

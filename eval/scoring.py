@@ -17,6 +17,8 @@ from data_prep.readers import CorpusError
 
 BLEU_TOKENIZERS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
 METRICS = ("bleu", "chrf", "comet")
+# Direction groups (eval.directions.group_of) and the overall mean, in report order.
+AVERAGE_GROUPS = ("en->X", "X->en", "zero-shot", "all")
 
 
 def bleu_tokenizer(target_lang: str) -> str:
@@ -57,7 +59,7 @@ def averages(per_direction: dict[str, dict[str, Any]]) -> dict[str, dict[str, fl
         groups.setdefault(entry["group"], []).append(entry)
         groups.setdefault("all", []).append(entry)
     result = {}
-    order = [g for g in ("en->X", "X->en", "zero-shot", "all") if g in groups]
+    order = [g for g in AVERAGE_GROUPS if g in groups]
     for group in order:
         entries = groups[group]
         result[group] = {"directions": len(entries)}
