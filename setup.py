@@ -39,7 +39,16 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(
-        include=["data_prep", "data_prep.*", "training", "training.*", "eval", "eval.*"]
+        include=[
+            "core",
+            "core.*",
+            "data_prep",
+            "data_prep.*",
+            "training",
+            "training.*",
+            "eval",
+            "eval.*",
+        ]
     ),
     package_data={"data_prep": ["recipes/*.yaml", "templates/*.yaml"]},
     install_requires=CORE,

@@ -32,16 +32,12 @@ sys.path.insert(0, str(ROOT))
 
 from data_prep.build import PairData, aligned_pairs  # noqa: E402
 from data_prep.cleaning import CleanReport  # noqa: E402
+from data_prep.contract.shards import indexed_dataset_module, token_dtype  # noqa: E402
+from data_prep.contract.templates import DEFAULT_TEMPLATES  # noqa: E402
+from data_prep.contract.tokenizer import load_tokenizer  # noqa: E402
 from data_prep.instructions import BuildSettings, InstructionBuilder  # noqa: E402
 from data_prep.recipe import AlignInstructConfig, HintInstructConfig, ReviseInstructConfig  # noqa: E402
-from data_prep.shards import (  # noqa: E402
-    ShardWriter,
-    encode_stream,
-    indexed_dataset_module,
-    load_tokenizer,
-    token_dtype,
-)
-from data_prep.templates import DEFAULT_TEMPLATES  # noqa: E402
+from data_prep.shards import ShardWriter, encode_stream  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "freedict-deu-eng"
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_build import corpus_dir  # noqa: E402
-from data_prep.templates import DEFAULT_TEMPLATES  # noqa: E402
+from data_prep.contract.templates import DEFAULT_TEMPLATES  # noqa: E402
 from eval.decode import DecodeConfig, Translator, cut, generate_batch  # noqa: E402
 from training.quick import quick_tiny_model  # noqa: E402
 

@@ -23,8 +23,8 @@ from typing import Literal
 
 import numpy as np
 
-from data_prep.fileio import write_lines
-from data_prep.readers import CorpusError
+from core.fileio import write_lines
+from data_prep.contract.readers import CorpusError
 from data_prep.wordtok import WORDTOK_VERSION, tokens
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_prep.align import Links
-from data_prep.readers import CorpusError
+from data_prep.contract.readers import CorpusError
 from data_prep.wordtok import tokens
 
 Lexicon = dict[str, set[str]]

@@ -25,9 +25,15 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
+from core.fileio import atomic_dir, sha256_file, write_json, write_lines
+from core.typed_config import to_dict
 from data_prep.align import Alignment, align, format_pharaoh, parse_pharaoh, symmetrize
 from data_prep.cleaning import CleanReport, clean
-from data_prep.fileio import atomic_dir, sha256_file, write_json, write_lines
+from data_prep.contract.languages import language_name
+from data_prep.contract.readers import corpus_files, read_pairs
+from data_prep.contract.shards import token_dtype
+from data_prep.contract.templates import load_templates
+from data_prep.contract.tokenizer import load_tokenizer, tokenizer_identity
 from data_prep.instructions import (
     AlignedPair,
     BuildSettings,
@@ -36,18 +42,8 @@ from data_prep.instructions import (
     Sample,
     collect_stats,
 )
-from data_prep.languages import language_name
-from data_prep.readers import corpus_files, read_pairs
 from data_prep.recipe import Recipe, stage_name
-from data_prep.shards import (
-    ShardWriter,
-    encode_stream,
-    load_tokenizer,
-    token_dtype,
-    tokenizer_identity,
-)
-from data_prep.templates import load_templates
-from data_prep.typed_config import to_dict
+from data_prep.shards import ShardWriter, encode_stream
 from data_prep.wordtok import WORDTOK_VERSION, words
 
 log = logging.getLogger(__name__)

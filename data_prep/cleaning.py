@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from data_prep.readers import RawPair
+from data_prep.contract.readers import RawPair
 from data_prep.wordtok import tokens
 
 DROP_REASONS: tuple[str, ...] = (

@@ -20,17 +20,17 @@ import logging
 import sys
 from pathlib import Path
 
+from core.fileio import write_json, write_lines
+from core.typed_config import ConfigError, parse_args_with_overrides
 from data_prep.align import ALIGNERS, SYMMETRIZATIONS, AlignConfig, align, format_pharaoh
 from data_prep.align_quality import lexicon_precision, load_lexicon
 from data_prep.build import BuildError, build, default_cache_dir
 from data_prep.cleaning import CleanConfig, CleanReport, clean
-from data_prep.fileio import write_json, write_lines
+from data_prep.contract.readers import CorpusError, read_file_pair
 from data_prep.freedict import FreeDictError, build_corpus, fetch_deb
 from data_prep.inspect import InspectError, inspect
-from data_prep.readers import CorpusError, read_file_pair
 from data_prep.recipe import load_recipe
 from data_prep.tokenizer import train_tokenizer
-from data_prep.typed_config import ConfigError, parse_args_with_overrides
 
 USER_ERRORS = (
     ConfigError,

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from data_prep.fileio import sha256_file, write_lines
+from core.fileio import sha256_file, write_lines
 
 DEFAULT_PACKAGE = "dict-freedict-deu-eng"
 DEFAULT_SEED = 20261128

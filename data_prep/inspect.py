@@ -4,26 +4,20 @@ marked.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from data_prep.shards import load_tokenizer, open_shard
+from data_prep.contract.manifest import read_manifest
+from data_prep.contract.shards import open_shard
+from data_prep.contract.tokenizer import load_tokenizer
 
 ANSWER_OPEN, ANSWER_CLOSE = "⟦", "⟧"
 
 
 class InspectError(ValueError):
     pass
-
-
-def read_manifest(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / "manifest.json"
-    if not path.is_file():
-        raise InspectError(f"{path}: no manifest; is {folder} a finished data-prep output?")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def decode_sample(tokenizer: Any, ids: np.ndarray, mask: np.ndarray) -> str:

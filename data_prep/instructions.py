@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from data_prep.align import Links
+from data_prep.contract.templates import Templates
 from data_prep.recipe import AlignInstructConfig, HintInstructConfig, ReviseInstructConfig
-from data_prep.templates import Templates
 from data_prep.wordtok import Word, is_content
 
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from core.typed_config import load_config
 from data_prep.align import AlignConfig, Symmetrization
 from data_prep.cleaning import CleanConfig
-from data_prep.languages import OPUS100_LANGUAGES
-from data_prep.readers import CorpusSpec
-from data_prep.typed_config import load_config
+from data_prep.contract.languages import OPUS100_LANGUAGES
+from data_prep.contract.readers import CorpusSpec
 
 INSTRUCTION_TYPES: tuple[str, ...] = ("mt", "align", "hint", "revise")
 _TYPE_NAMES = {"mt": "mt", "align": "align", "hint": "hint", "revise": "revise"}

@@ -10,11 +10,8 @@ however large the input is.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import multiprocessing as mp
 import os
-import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,49 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from data_prep.fileio import sha256_file
-from data_prep.typed_config import ConfigError
-
-MASK_SUFFIX = "_mask"
-UINT16_LIMIT = 65_500
-
-
-def indexed_dataset_module() -> Any:
-    """megatron-core's indexed_dataset, imported without its Apex/TE fallback warnings."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Transformer Engine and Apex.*")
-        from megatron.core.datasets import indexed_dataset
-    return indexed_dataset
-
-
-def load_tokenizer(path: str) -> Any:
-    """A Hugging Face tokenizer by hub name or local folder; it must define EOS."""
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as err:
-        raise ConfigError("tokenizer", [f"cannot load tokenizer {path!r}: {err}"]) from None
-    if tokenizer.eos_token_id is None:
-        raise ConfigError("tokenizer", [f"{path!r} has no EOS token; samples must end with one"])
-    return tokenizer
-
-
-def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
-    """What identifies a tokenizer: training refuses shards built with another one."""
-    vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode()
-    return {
-        "name_or_path": str(tokenizer.name_or_path),
-        "class": type(tokenizer).__name__,
-        "vocab_size": len(tokenizer),
-        "eos_token_id": tokenizer.eos_token_id,
-        "fingerprint": hashlib.sha256(vocab).hexdigest()[:16],
-    }
-
-
-def token_dtype(vocab_size: int) -> type[np.integer]:
-    """uint16 while the ids fit, int32 beyond (BLOOM's 250,880 needs int32)."""
-    return np.uint16 if vocab_size < UINT16_LIMIT else np.int32
+from core.fileio import sha256_file
+from data_prep.contract.shards import MASK_SUFFIX, indexed_dataset_module
+from data_prep.contract.tokenizer import load_tokenizer
 
 
 @dataclass
@@ -213,9 +170,3 @@ class ShardWriter:
     def close(self) -> list[ShardInfo]:
         self._close_current()
         return self.shards
-
-
-def open_shard(prefix: str | os.PathLike[str]) -> tuple[Any, Any]:
-    """(tokens, mask) megatron-core IndexedDatasets of one shard prefix."""
-    dataset = indexed_dataset_module().IndexedDataset
-    return dataset(str(prefix), mmap=True), dataset(f"{prefix}{MASK_SUFFIX}", mmap=True)

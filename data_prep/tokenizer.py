@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from data_prep.fileio import atomic_dir
+from core.fileio import atomic_dir
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 

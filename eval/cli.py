@@ -14,9 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_prep.readers import CorpusError
-from data_prep.templates import load_templates
-from data_prep.typed_config import ConfigError, parse_args_with_overrides
+from core.typed_config import ConfigError, parse_args_with_overrides
+from data_prep.contract.readers import CorpusError
+from data_prep.contract.templates import load_templates
 from eval.decode import DecodeConfig
 from eval.directions import directions, load_grid
 

@@ -13,9 +13,9 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data_prep.languages import OPUS100_LANGUAGES, language_name
-from data_prep.readers import CorpusError, CorpusSpec, corpus_files, read_pairs
-from data_prep.typed_config import load_config
+from core.typed_config import load_config
+from data_prep.contract.languages import OPUS100_LANGUAGES, language_name
+from data_prep.contract.readers import CorpusError, CorpusSpec, corpus_files, read_pairs
 
 GRIDS_DIR = Path(__file__).parent / "grids"
 

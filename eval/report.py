@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data_prep.fileio import write_json, write_lines
-from data_prep.typed_config import ConfigError
+from core.fileio import write_json, write_lines
+from core.typed_config import ConfigError
 from eval.scoring import AVERAGE_GROUPS as AVERAGE_ROWS
 from eval.scoring import METRICS
 

@@ -23,9 +23,10 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from data_prep.fileio import write_json, write_lines
-from data_prep.templates import Templates
-from data_prep.typed_config import ConfigError
+from core.dist import init_process_group
+from core.fileio import write_json, write_lines
+from core.typed_config import ConfigError
+from data_prep.contract.templates import Templates
 from eval.decode import DecodeConfig, Translator
 from eval.directions import Direction, GridConfig, directions, missing_files, names, read_test_set
 from eval.scoring import averages, check_lengths, read_lines, score_direction, to_csv, to_markdown
@@ -47,14 +48,6 @@ def load_model(model: str, adapter: str | None) -> tuple[Any, Any]:
     if torch.cuda.is_available():
         lm = lm.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     return lm.eval(), tokenizer
-
-
-def distributed() -> tuple[int, int]:
-    """(rank, world): a process group when launched by torchrun or deepspeed."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
 def meta_for(
@@ -128,7 +121,7 @@ def run(grid: GridConfig, model: str, adapter: str | None, out: Path, decode: De
     if missing:
         listed = "\n".join(f"  - {m}" for m in missing)
         raise ConfigError(grid.name, [f"{len(missing)} test file(s) missing:\n{listed}"])
-    rank, world = distributed()
+    rank, world = init_process_group()
     lm, tokenizer = load_model(model, adapter)
     translator = Translator(lm, tokenizer, decode)
     args = {"model": model, "adapter": adapter, "decode": asdict(decode)}

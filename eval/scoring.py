@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from data_prep.readers import CorpusError
+from data_prep.contract.readers import CorpusError
 
 BLEU_TOKENIZERS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
 METRICS = ("bleu", "chrf", "comet")

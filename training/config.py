@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from data_prep.typed_config import ConfigError, load_config
+from core.typed_config import ConfigError, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_PRESETS = {

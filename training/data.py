@@ -10,7 +10,6 @@ its own micro-batches, so the position (epoch, step) is all a checkpoint needs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from data_prep.shards import indexed_dataset_module, open_shard
-from data_prep.typed_config import ConfigError
+from data_prep.contract.manifest import read_manifest
+from data_prep.contract.shards import indexed_dataset_module, open_shard
 
 IGNORE = -100
 
@@ -45,14 +44,6 @@ class StageData:
         tokens, mask = self.shards[shard]
         local = index - int(self.offsets[shard])
         return np.array(tokens[local], dtype=np.int64), np.array(mask[local], dtype=np.int64)
-
-
-def read_manifest(data_dir: str | Path) -> dict[str, Any]:
-    path = Path(data_dir) / "manifest.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError("data", [f"{path}: cannot read the data-prep manifest ({err})"]) from None
 
 
 def load_stages(data_dir: str | Path) -> list[StageData]:

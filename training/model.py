@@ -24,7 +24,7 @@ def build_tiny_bloom(
     so that ZeRO-3 initialisation sees ordinary pretrained weights)."""
     from transformers import BloomConfig, BloomForCausalLM
 
-    from data_prep.fileio import atomic_dir
+    from core.fileio import atomic_dir
 
     torch.manual_seed(seed)
     config = BloomConfig(

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from data_prep.shards import load_tokenizer
-from training.data import BatchPlan, collate, load_stages, read_manifest
+from data_prep.contract.manifest import read_manifest
+from data_prep.contract.tokenizer import load_tokenizer
+from training.data import BatchPlan, collate, load_stages
 from training.model import AnswerOnlyLM, build_tiny_bloom, load_model
 
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from data_prep.shards import load_tokenizer, tokenizer_identity
-from data_prep.typed_config import ConfigError
+from core.typed_config import ConfigError
+from data_prep.contract.tokenizer import load_tokenizer, tokenizer_identity
 from training.config import TrainConfig
 from training.data import BatchPlan, StageData
 from training.model import AnswerOnlyLM, add_lora, build_tiny_bloom, hf_model, load_model
@@ -156,7 +154,7 @@ def export_outputs(
     engine: Any, config: TrainConfig, model_path: str, tokenizer: Any, run_dir: Path, rank: int
 ) -> None:
     """export/model (full fine-tuning) or export/adapter (+ export/merged) for LoRA."""
-    from data_prep.fileio import atomic_dir
+    from core.fileio import atomic_dir
 
     state = _gathered_state(engine)
     if rank == 0:
@@ -188,33 +186,10 @@ def merge_adapter(base: str, adapter: Path, out_dir: Path, config: TrainConfig) 
     """Fold a LoRA adapter into a fresh copy of its base model and save it."""
     from peft import PeftModel
 
-    from data_prep.fileio import atomic_dir
+    from core.fileio import atomic_dir
 
     model = load_model(base, config.model.trust_remote_code, torch.float32)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     with atomic_dir(out_dir, overwrite=True) as out:
         merged.save_pretrained(out, safe_serialization=True)
         load_tokenizer(str(adapter)).save_pretrained(out)
-
-
-def finish() -> None:
-    """Leave cleanly: torch 2.13's gloo can abort at interpreter exit, so flush, tear the
-    process group down and exit at once."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if dist.is_initialized():
-        rank = dist.get_rank()
-        dist.barrier()
-        dist.destroy_process_group()
-        remove_shm_buffers(rank)
-    os._exit(0)
-
-
-def remove_shm_buffers(rank: int) -> None:
-    """DeepSpeed's CPU all-reduce leaves a ~66 MB buffer per rank in /dev/shm, named by
-    master address and port; remove this rank's once every rank is done with it."""
-    addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
-    if torch.cuda.is_available() or not addr or not port:
-        return
-    for path in Path("/dev/shm").glob(f"deepspeed_*_{addr}_{port}_{rank}"):
-        path.unlink(missing_ok=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -29,16 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 import torch.distributed as dist
 
-from data_prep.typed_config import ConfigError, to_dict
+from core.dist import finish, launched_rank, launched_world_size
+from core.typed_config import ConfigError, to_dict
+from data_prep.contract.manifest import read_manifest
 from training.config import TrainConfig, deepspeed_config, load_train_config
-from training.data import BatchPlan, StageData, collate, load_stages, read_manifest
+from training.data import BatchPlan, StageData, collate, load_stages
 from training.logs import MetricsLogger
 from training.runtime import (
     Checkpoints,
     build_engine,
     check_tokenizer,
     export_outputs,
-    finish,
     prepare_model_source,
     stage_schedule,
 )
@@ -57,15 +57,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         sys.exit(2)
 
 
-def launched_world_size() -> int:
-    """The number of ranks, known before init: deepspeed and torchrun set WORLD_SIZE;
-    under mpirun, DeepSpeed discovers ranks through mpi4py (Open MPI or MPICH)."""
-    for name in ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
-        if name in os.environ:
-            return int(os.environ[name])
-    return 1
-
-
 def validate(config: TrainConfig, world: int) -> tuple[list[StageData], BatchPlan, list, dict]:
     """Everything that can be wrong with the inputs, checked before any rank starts."""
     try:
@@ -81,15 +72,7 @@ def validate(config: TrainConfig, world: int) -> tuple[list[StageData], BatchPla
         )
         return stages, plan, stage_schedule(config, plan, stages), deepspeed_config(config, world)
     except ConfigError as err:
-        rank = next(
-            (
-                os.environ[n]
-                for n in ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
-                if n in os.environ
-            ),
-            "0",
-        )
-        if rank == "0":
+        if launched_rank() == 0:
             print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

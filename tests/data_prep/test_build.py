@@ -13,16 +13,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.fileio import sha256_file
+from core.typed_config import ConfigError
 from data_prep.align import AlignConfig, align
 from data_prep.build import BuildError, PairData, _link_sets, _settings, aligned_pairs, build
 from data_prep.cleaning import CleanReport
-from data_prep.fileio import sha256_file
-from data_prep.inspect import InspectError, inspect, read_manifest
+from data_prep.contract.manifest import read_manifest
+from data_prep.contract.readers import CorpusError
+from data_prep.contract.shards import open_shard
+from data_prep.contract.templates import DEFAULT_TEMPLATES
+from data_prep.contract.tokenizer import load_tokenizer
+from data_prep.inspect import inspect
 from data_prep.instructions import InstructionBuilder
-from data_prep.readers import CorpusError
 from data_prep.recipe import load_recipe, parse_curriculum
-from data_prep.shards import load_tokenizer, open_shard
-from data_prep.templates import DEFAULT_TEMPLATES
 from tests.conftest import FULL_CURRICULUM, REPO_ROOT, freedict_overrides
 
 
@@ -169,10 +172,10 @@ def test_killed_build_leaves_no_readable_output(
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists()
-    with pytest.raises(InspectError, match="no manifest"):
+    with pytest.raises(ConfigError, match="no manifest"):
         read_manifest(out)
     partial = next(tmp_path.glob(".out.partial-*"))
-    with pytest.raises(InspectError):
+    with pytest.raises(ConfigError):
         read_manifest(partial)
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from data_prep.cleaning import DROP_REASONS, CleanConfig, CleanReport, check_pair, clean
-from data_prep.readers import RawPair
+from data_prep.contract.readers import RawPair
 
 
 def run(pairs: list[tuple[bytes | str, bytes | str]], config: CleanConfig):

@@ -12,6 +12,7 @@ import pytest
 from data_prep.align import AlignConfig, align
 from data_prep.build import PairData, aligned_pairs
 from data_prep.cleaning import CleanReport
+from data_prep.contract.templates import DEFAULT_TEMPLATES
 from data_prep.instructions import (
     AlignedPair,
     BuildSettings,
@@ -20,7 +21,6 @@ from data_prep.instructions import (
     qualifying_links,
 )
 from data_prep.recipe import AlignInstructConfig, HintInstructConfig, ReviseInstructConfig
-from data_prep.templates import DEFAULT_TEMPLATES
 from data_prep.wordtok import words
 
 ASSERTION = re.compile(r'Assertion: "(.*)" can be semantically aligned with "(.*)"\.$')

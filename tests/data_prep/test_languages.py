@@ -1,10 +1,10 @@
-"""data_prep.languages: OPUS-100 codes, prompt names and recipe overrides."""
+"""data_prep.contract.languages: OPUS-100 codes, prompt names and recipe overrides."""
 
 from __future__ import annotations
 
 import pytest
 
-from data_prep.languages import (
+from data_prep.contract.languages import (
     OPUS100_LANGUAGES,
     UNSEEN_SUPERVISED,
     ZEROSHOT_SEEN,

@@ -1,4 +1,4 @@
-"""data_prep.readers: OPUS-100 layout, file pairs, TSV and Hugging Face datasets on disk."""
+"""data_prep.contract.readers: OPUS-100 layout, file pairs, TSV, HF datasets on disk."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.readers import (
+from data_prep.contract.readers import (
     CorpusError,
     CorpusSpec,
     RawPair,

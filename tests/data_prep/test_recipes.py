@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from data_prep.build import BuildError, build
-from data_prep.inspect import read_manifest
-from data_prep.languages import UNSEEN_SUPERVISED
+from data_prep.contract.languages import UNSEEN_SUPERVISED
+from data_prep.contract.manifest import read_manifest
 from data_prep.recipe import RECIPES_DIR, load_recipe, parse_curriculum
 
 MINI = Path(__file__).resolve().parents[1] / "assets" / "opus-100-mini"

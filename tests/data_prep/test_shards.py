@@ -7,14 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.shards import (
-    ShardWriter,
-    encode_batch,
-    encode_stream,
-    load_tokenizer,
-    open_shard,
-    token_dtype,
-)
+from data_prep.contract.shards import open_shard, token_dtype
+from data_prep.contract.tokenizer import load_tokenizer
+from data_prep.shards import ShardWriter, encode_batch, encode_stream
 
 BATCH = [
     ("Translate from German to English.\nGerman: Guten Morgen.\nEnglish:", " Good morning."),

@@ -1,4 +1,4 @@
-"""data_prep.templates: the exact prompt and answer strings of every instruction type."""
+"""data_prep.contract.templates: the exact prompt and answer strings of every instruction type."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.templates import DEFAULT_TEMPLATES, Templates, load_templates
+from data_prep.contract.templates import DEFAULT_TEMPLATES, Templates, load_templates
 
 T = DEFAULT_TEMPLATES
 

@@ -1,4 +1,4 @@
-"""data_prep.typed_config: typed dataclasses from YAML plus overrides; all problems at once."""
+"""core.typed_config: typed dataclasses from YAML plus overrides; all problems at once."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from typing import Literal
 import pytest
 import yaml
 
-from data_prep.recipe import Recipe, load_recipe
-from data_prep.typed_config import (
+from core.typed_config import (
     ConfigError,
     apply_overrides,
     load_config,
     parse_override,
     to_dict,
 )
+from data_prep.recipe import Recipe, load_recipe
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from data_prep.templates import DEFAULT_TEMPLATES
+from data_prep.contract.templates import DEFAULT_TEMPLATES
 from eval.decode import DecodeConfig, Translator, common_prefix, cut, generate_batch
 
 

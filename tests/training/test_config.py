@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from core.typed_config import ConfigError
 from data_prep.tokenizer import train_tokenizer
-from data_prep.typed_config import ConfigError
 from tests.conftest import REPO_ROOT
 from tests.training.conftest import TINY, TRAIN, run_training
 from training.config import deepspeed_config, load_train_config

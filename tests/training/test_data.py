@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from data_prep.shards import load_tokenizer
+from data_prep.contract.tokenizer import load_tokenizer
 from training.data import IGNORE, BatchPlan, collate, load_stages
 from training.model import AnswerOnlyLM, build_tiny_bloom, load_model
 

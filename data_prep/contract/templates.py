@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from data_prep.typed_config import ConfigError
+from core.typed_config import ConfigError
 
 
 @dataclass(frozen=True)
