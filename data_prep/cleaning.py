@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from data_prep.contract.readers import RawPair
+from data_prep.contract.readers import RawPair, decode_utf8
 from data_prep.wordtok import tokens
 
 DROP_REASONS: tuple[str, ...] = (
@@ -64,15 +64,6 @@ class CleanReport:
         self.dropped.update(other.dropped)
 
 
-def _decode(text: bytes | str) -> str | None:
-    if isinstance(text, str):
-        return text
-    try:
-        return text.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
 def _has_control(text: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" for ch in text)
 
@@ -99,7 +90,7 @@ def clean(
     seen_hashes: set[bytes] = set()
     for pair in pairs:
         report.seen += 1
-        src, tgt = _decode(pair.src), _decode(pair.tgt)
+        src, tgt = decode_utf8(pair.src), decode_utf8(pair.tgt)
         if src is None or tgt is None:
             report.dropped["invalid_utf8"] += 1
             continue

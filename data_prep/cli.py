@@ -26,7 +26,7 @@ from data_prep.align import ALIGNERS, SYMMETRIZATIONS, AlignConfig, align, forma
 from data_prep.align_quality import lexicon_precision, load_lexicon
 from data_prep.build import BuildError, build, default_cache_dir
 from data_prep.cleaning import CleanConfig, CleanReport, clean
-from data_prep.contract.readers import CorpusError, read_file_pair
+from data_prep.contract.readers import CorpusError, read_file_pair, read_lines
 from data_prep.freedict import FreeDictError, build_corpus, fetch_deb
 from data_prep.inspect import InspectError, inspect
 from data_prep.recipe import load_recipe
@@ -76,19 +76,8 @@ def _clean(args: argparse.Namespace) -> None:
     print(json.dumps(report.as_dict(), indent=2))
 
 
-def _read(path: str) -> list[str]:
-    lines = []
-    for pair in read_file_pair(Path(path), Path(path)):
-        if isinstance(pair.src, bytes):
-            try:
-                lines.append(pair.src.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise CorpusError(f"{path}:{pair.line}: not valid UTF-8") from None
-    return lines
-
-
 def _align(args: argparse.Namespace) -> None:
-    src, tgt = _read(args.src), _read(args.tgt)
+    src, tgt = read_lines(args.src), read_lines(args.tgt)
     config = AlignConfig(aligner=args.aligner, symmetrization=args.symmetrization)
     alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align")
     links = alignment.symmetrized(src, tgt, args.symmetrization)

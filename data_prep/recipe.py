@@ -104,7 +104,7 @@ class ReviseInstructConfig:
 class Recipe:
     name: str
     pairs: list[str]
-    corpus: CorpusSpec
+    corpus: CorpusSpec | None = field(default=None, kw_only=True)  # pairs not in `corpora`
     tokenizer: str
     curriculum: str = "MT+Align->MT"
     directions: Literal["both", "forward"] = "both"
@@ -163,13 +163,31 @@ class Recipe:
         for pair in self.corpora:
             if pair not in self.pairs:
                 found.append(f"corpora.{pair}: not one of pairs {self.pairs}")
+        return found + self._corpus_problems()
+
+    def _corpus_problems(self) -> list[str]:
+        """Every pair needs a corpus (its own in `corpora`, else `corpus`) that can read it."""
+        found = []
+        for pair in self.pairs:
+            codes = pair.split("-")
+            if pair in self.corpora:
+                key, spec = f"corpora.{pair}", self.corpora[pair]
+            elif self.corpus is None:
+                found.append(f"corpus: required for pair {pair} (not covered by corpora)")
+                continue
+            else:
+                key, spec = "corpus", self.corpus
+            if len(codes) == 2 and spec.problems(key) == []:
+                found += spec.pair_problems(key, *codes)
         return found
 
     def language_pairs(self) -> list[tuple[str, str]]:
         return [tuple(pair.split("-")) for pair in self.pairs]  # type: ignore[misc]
 
     def corpus_for(self, src: str, tgt: str) -> CorpusSpec:
-        return self.corpora.get(f"{src}-{tgt}", self.corpus)
+        spec = self.corpora.get(f"{src}-{tgt}", self.corpus)
+        assert spec is not None, "checked by problems(): every pair has a corpus"
+        return spec
 
     def stages(self) -> list[list[str]]:
         return parse_curriculum(self.curriculum)

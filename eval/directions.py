@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core.typed_config import load_config
 from data_prep.contract.languages import OPUS100_LANGUAGES, language_name
-from data_prep.contract.readers import CorpusError, CorpusSpec, corpus_files, read_pairs
+from data_prep.contract.readers import CorpusSpec, corpus_files, decode_line, read_pairs
 
 GRIDS_DIR = Path(__file__).parent / "grids"
 
@@ -102,13 +102,7 @@ def read_test_set(grid: GridConfig, direction: Direction) -> tuple[list[str], li
 
 
 def _text(value: bytes | str, direction: Direction, line: int) -> str:
-    if isinstance(value, str):
-        return value.strip()
-    try:
-        return value.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        where = ", ".join(map(str, direction.files))
-        raise CorpusError(f"{where}: line {line} is not valid UTF-8") from None
+    return decode_line(value, ", ".join(map(str, direction.files)), line).strip()
 
 
 def names(grid: GridConfig, direction: Direction) -> tuple[str, str]:

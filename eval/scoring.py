@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from data_prep.contract import readers
 from data_prep.contract.readers import CorpusError
 
 BLEU_TOKENIZERS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
@@ -26,8 +27,7 @@ def bleu_tokenizer(target_lang: str) -> str:
 
 
 def read_lines(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as handle:
-        return [line.rstrip("\n") for line in handle]
+    return readers.read_lines(path)
 
 
 def check_lengths(hyp_path: Path, hyps: Sequence[str], ref_path: str, refs: Sequence[str]) -> None:

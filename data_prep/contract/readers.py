@@ -3,6 +3,11 @@
 Every reader streams `RawPair`s (1-based line number, source text, target text) and
 never holds the corpus in memory. File readers yield bytes so that cleaning can
 count invalid UTF-8 instead of crashing on it; the Hugging Face reader yields str.
+
+UTF-8 is decoded in one place for every consumer: `decode_utf8` (None when invalid:
+cleaning counts it as a drop), `decode_line` and `read_lines` (an error naming the
+file and line: eval and the CLI). A UTF-8 byte-order mark at the start of a file is
+removed when the file is read, so it never reaches a sample, a prompt or a score.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Literal, NamedTuple
 CorpusFormat = Literal["opus100", "files", "tsv", "hf"]
 FORMATS: tuple[str, ...] = ("opus100", "files", "tsv", "hf")
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class CorpusError(ValueError):
@@ -36,8 +42,9 @@ class CorpusSpec:
       itself); files are found by language codes and split.
     - `files`: `path` is a prefix; files are `{path}{split}.{lang}` when `split` is
       used, e.g. `data/train.de` for prefix `data/`. Or give `src_file`/`tgt_file`.
-    - `tsv`: `path` is a file with `source<TAB>target` per line (`{split}` in the
-      path is replaced by the split name).
+    - `tsv`: `path` is a file with two tab-separated columns per line (`{split}` in
+      the path is replaced by the split name); `columns` names the language of each
+      column (`[hu, en]`), so either direction reads the right side as the source.
     - `hf`: `path` is a `datasets.save_to_disk` folder, or a parquet file/glob
       (`{split}` replaced); rows hold `translation: {lang: text}` (OPUS-100 on the
       hub) or one column per language code.
@@ -47,13 +54,36 @@ class CorpusSpec:
     path: str
     src_file: str | None = None
     tgt_file: str | None = None
+    columns: tuple[str, ...] | None = None
 
     def problems(self, key: str) -> list[str]:
         if self.format not in FORMATS:
             return [f"{key}.format: {self.format!r} is not one of {FORMATS}"]
         if not self.path and not (self.src_file and self.tgt_file):
             return [f"{key}.path: required for format {self.format!r}"]
+        if self.format == "tsv" and (self.columns is None or len(self.columns) != 2):
+            return [_columns_problem(key, self)]
+        if self.columns is not None and self.format != "tsv":
+            return [f"{key}.columns: only for format 'tsv' (this corpus is {self.format!r})"]
         return []
+
+    def pair_problems(self, key: str, src: str, tgt: str) -> list[str]:
+        """Problems reading this corpus for the direction src->tgt (a tsv's columns must
+        name both languages); check them before any work, per pair."""
+        if self.format != "tsv":
+            return []
+        if self.columns is None or len(self.columns) != 2 or {src, tgt} != set(self.columns):
+            return [_columns_problem(key, self, src, tgt)]
+        return []
+
+
+def _columns_problem(key: str, spec: CorpusSpec, src: str = "", tgt: str = "") -> str:
+    wanted = f"[{src}, {tgt}] in file order" if src else "[SRC, TGT] in file order, e.g. [hu, en]"
+    found = "is missing" if spec.columns is None else f"is {list(spec.columns)}"
+    return (
+        f"{key}.columns: {found}; a tsv corpus ({spec.path}) must name the language of "
+        f"each of its two columns: {wanted}"
+    )
 
 
 def opus100_files(
@@ -88,7 +118,14 @@ def read_pairs(spec: CorpusSpec, src: str, tgt: str, split: str) -> Iterator[Raw
     if spec.format == "hf":
         yield from read_hf(spec.path.replace("{split}", split), src, tgt, split)
     elif spec.format == "tsv":
-        yield from read_tsv(corpus_files(spec, src, tgt, split)[0])
+        if problems := spec.pair_problems("corpus", src, tgt):
+            raise CorpusError(problems[0])
+        assert spec.columns is not None  # checked by pair_problems
+        pairs = read_tsv(corpus_files(spec, src, tgt, split)[0])
+        if tuple(spec.columns) == (src, tgt):
+            yield from pairs
+        else:
+            yield from (RawPair(p.line, p.tgt, p.src) for p in pairs)
     else:
         src_path, tgt_path = corpus_files(spec, src, tgt, split)
         yield from read_file_pair(src_path, tgt_path)
@@ -109,6 +146,39 @@ def _require(path: Path) -> None:
         raise CorpusError(f"{path}: no such file")
 
 
+def raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(1-based number, bytes) of each line, line end and a leading UTF-8 BOM removed."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if number == 1:
+                line = line.removeprefix(UTF8_BOM)
+            yield number, line.rstrip(b"\r\n")
+
+
+def decode_utf8(raw: bytes | str) -> str | None:
+    """The text of one line, or None when it is not valid UTF-8."""
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def decode_line(raw: bytes | str, path: str | os.PathLike[str], line: int) -> str:
+    """The text of one line; a `CorpusError` naming the file and line when not UTF-8."""
+    text = decode_utf8(raw)
+    if text is None:
+        raise CorpusError(f"{path}:{line}: not valid UTF-8 (files must be UTF-8 text)")
+    return text
+
+
+def read_lines(path: str | os.PathLike[str]) -> list[str]:
+    """Every line of a UTF-8 text file, without line ends and BOM; errors name the file."""
+    _require(Path(path))
+    return [decode_line(raw, path, number) for number, raw in raw_lines(Path(path))]
+
+
 def read_file_pair(src_path: Path, tgt_path: Path) -> Iterator[RawPair]:
     """Line-aligned files; a line-count mismatch is an error naming both files."""
     _require(src_path)
@@ -119,23 +189,23 @@ def read_file_pair(src_path: Path, tgt_path: Path) -> Iterator[RawPair]:
             f"line counts differ: {src_path} has {n_src} lines, {tgt_path} has {n_tgt}; "
             "parallel files must be line-aligned"
         )
-    with open(src_path, "rb") as s, open(tgt_path, "rb") as t:
-        for number, (src_line, tgt_line) in enumerate(zip(s, t, strict=False), start=1):
-            yield RawPair(number, src_line.rstrip(b"\r\n"), tgt_line.rstrip(b"\r\n"))
+    for (number, src_line), (_, tgt_line) in zip(
+        raw_lines(src_path), raw_lines(tgt_path), strict=False
+    ):
+        yield RawPair(number, src_line, tgt_line)
 
 
 def read_tsv(path: Path) -> Iterator[RawPair]:
-    """`source<TAB>target` lines; any other column count is an error naming the line."""
+    """Two-column lines in file order (`read_pairs` orders them by `columns`); any
+    other column count is an error naming the line."""
     _require(path)
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.rstrip(b"\r\n").split(b"\t")
-            if len(fields) != 2:
-                raise CorpusError(
-                    f"{path}:{number}: expected 2 tab-separated columns (source, target), "
-                    f"found {len(fields)}"
-                )
-            yield RawPair(number, fields[0], fields[1])
+    for number, line in raw_lines(path):
+        fields = line.split(b"\t")
+        if len(fields) != 2:
+            raise CorpusError(
+                f"{path}:{number}: expected 2 tab-separated columns, found {len(fields)}"
+            )
+        yield RawPair(number, fields[0], fields[1])
 
 
 def read_hf(path: str, src: str, tgt: str, split: str) -> Iterator[RawPair]:

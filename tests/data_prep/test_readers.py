@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from data_prep.contract.readers import (
+    UTF8_BOM,
     CorpusError,
     CorpusSpec,
     RawPair,
     corpus_files,
     count_lines,
+    decode_line,
+    decode_utf8,
     opus100_files,
     read_file_pair,
+    read_lines,
     read_pairs,
     read_tsv,
 )
@@ -177,7 +182,7 @@ def test_invalid_utf8_is_passed_through_as_bytes(tmp_path: Path) -> None:
 
 def test_tsv_reads_pairs_and_replaces_split(tmp_path: Path) -> None:
     write(tmp_path / "dev.tsv", "Hallo\tHello\nca\xe7a\tx\n".encode("latin-1"))
-    spec = CorpusSpec("tsv", str(tmp_path / "{split}.tsv"))
+    spec = CorpusSpec("tsv", str(tmp_path / "{split}.tsv"), columns=("de", "en"))
     assert corpus_files(spec, "de", "en", "dev") == [tmp_path / "dev.tsv"]
     assert list(read_pairs(spec, "de", "en", "dev")) == [
         RawPair(1, b"Hallo", b"Hello"),
@@ -204,10 +209,94 @@ def test_tsv_wrong_column_count_names_file_and_line(
 
 
 def test_tsv_missing_file_names_the_path(tmp_path: Path) -> None:
-    spec = CorpusSpec("tsv", str(tmp_path / "{split}.tsv"))
+    spec = CorpusSpec("tsv", str(tmp_path / "{split}.tsv"), columns=("de", "en"))
     with pytest.raises(CorpusError) as err:
         list(read_pairs(spec, "de", "en", "test"))
     assert str(tmp_path / "test.tsv") in str(err.value)
+
+
+HU_EN_TSV = "Kvittek vagyunk!\tWe are now square!\nIgen.\tYes, indeed.\n"
+
+
+@pytest.mark.parametrize("columns", [("hu", "en"), ("en", "hu")])
+def test_tsv_direction_follows_columns_whatever_their_order(
+    tmp_path: Path, columns: tuple[str, str]
+) -> None:
+    """Hungarian and English lines differ, so a reversed read cannot pass."""
+    hu_first = HU_EN_TSV
+    en_first = "".join(
+        "\t".join(reversed(line.split("\t"))) + "\n" for line in HU_EN_TSV.splitlines()
+    )
+    path = write(tmp_path / "pairs.tsv", hu_first if columns == ("hu", "en") else en_first)
+    spec = CorpusSpec("tsv", str(path), columns=columns)
+    assert list(read_pairs(spec, "en", "hu", "test")) == [
+        RawPair(1, b"We are now square!", b"Kvittek vagyunk!"),
+        RawPair(2, b"Yes, indeed.", b"Igen."),
+    ]
+    assert list(read_pairs(spec, "hu", "en", "test")) == [
+        RawPair(1, b"Kvittek vagyunk!", b"We are now square!"),
+        RawPair(2, b"Igen.", b"Yes, indeed."),
+    ]
+
+
+def test_tsv_without_columns_is_refused_naming_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path / "pairs.tsv", HU_EN_TSV)
+    spec = CorpusSpec("tsv", str(path))
+    assert spec.problems("corpora.hu-en") == [
+        f"corpora.hu-en.columns: is missing; a tsv corpus ({path}) must name the language of "
+        "each of its two columns: [SRC, TGT] in file order, e.g. [hu, en]"
+    ]
+    with pytest.raises(CorpusError, match=r"corpus\.columns: is missing") as err:
+        list(read_pairs(spec, "en", "hu", "test"))
+    assert "[en, hu] in file order" in str(err.value)
+
+
+def test_tsv_columns_must_hold_both_languages(tmp_path: Path) -> None:
+    path = write(tmp_path / "pairs.tsv", HU_EN_TSV)
+    spec = CorpusSpec("tsv", str(path), columns=("hu", "de"))
+    assert spec.problems("corpus") == []
+    assert spec.pair_problems("corpus", "hu", "en") == [
+        f"corpus.columns: is ['hu', 'de']; a tsv corpus ({path}) must name the language of "
+        "each of its two columns: [hu, en] in file order"
+    ]
+    with pytest.raises(CorpusError, match=r"corpus\.columns: is \['hu', 'de'\]"):
+        list(read_pairs(spec, "hu", "en", "test"))
+    assert CorpusSpec("tsv", str(path), columns=("hu",)).problems("corpus")
+    assert CorpusSpec("files", "d/", columns=("hu", "en")).problems("corpus") == [
+        "corpus.columns: only for format 'tsv' (this corpus is 'files')"
+    ]
+
+
+# --- UTF-8: one decoding path, BOM removed ---------------------------------------------
+
+
+def test_bom_at_file_start_never_reaches_the_text(tmp_path: Path) -> None:
+    src = write(tmp_path / "a.de", UTF8_BOM + b"Ich trau' mich nicht.\nJa.\n")
+    tgt = write(tmp_path / "a.en", UTF8_BOM + b"I daren't.\nYes.\n")
+    assert list(read_file_pair(src, tgt)) == [
+        RawPair(1, b"Ich trau' mich nicht.", b"I daren't."),
+        RawPair(2, b"Ja.", b"Yes."),
+    ]
+    tsv = write(tmp_path / "a.tsv", UTF8_BOM + b"Ja.\tYes.\n")
+    spec = CorpusSpec("tsv", str(tsv), columns=("de", "en"))
+    assert list(read_pairs(spec, "en", "de", "train")) == [RawPair(1, b"Yes.", b"Ja.")]
+    assert read_lines(src) == ["Ich trau' mich nicht.", "Ja."]
+    # Only a mark at the start of the file is a BOM; elsewhere it is text (U+FEFF).
+    inner = write(tmp_path / "b.de", b"Ja.\n" + UTF8_BOM + b"Nein.\n")
+    assert read_lines(inner) == ["Ja.", "\ufeffNein."]
+
+
+def test_decoding_errors_name_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "hyps.txt", b"gut\ncaf\xe9\n")
+    with pytest.raises(CorpusError, match=rf"^{re.escape(str(path))}:2: not valid UTF-8"):
+        read_lines(path)
+    assert decode_utf8(b"caf\xe9") is None
+    assert decode_utf8("Käse".encode()) == decode_line("Käse".encode(), path, 1) == "Käse"
+    with pytest.raises(CorpusError, match=r"x\.de:7: not valid UTF-8"):
+        decode_line(b"\xff", "x.de", 7)
+    # A lone carriage return stays inside its line: line numbers agree with count_lines.
+    odd = write(tmp_path / "cr.txt", b"a\rb\r\nc\n")
+    assert read_lines(odd) == ["a\rb", "c"] and count_lines(odd) == 2
 
 
 # --- Hugging Face datasets on disk ----------------------------------------------------
