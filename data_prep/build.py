@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-from core.fileio import atomic_dir, sha256_file, write_json, write_lines
+from core.fileio import sha256_file, write_json, write_lines
 from core.typed_config import to_dict
 from data_prep.align import Alignment, align, format_pharaoh, parse_pharaoh, symmetrize
 from data_prep.cleaning import CleanReport, clean
@@ -42,6 +42,7 @@ from data_prep.instructions import (
     Sample,
     collect_stats,
 )
+from data_prep.output import check_output_dir, output_dir
 from data_prep.recipe import Recipe, stage_name
 from data_prep.shards import ShardWriter, encode_stream
 from data_prep.wordtok import WORDTOK_VERSION, words
@@ -84,14 +85,13 @@ def build(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the whole pipeline for `recipe`; returns the manifest."""
-    if Path(out_dir).exists() and not overwrite:
-        raise BuildError(f"{out_dir}: already exists; pass --overwrite to replace it")
+    check_output_dir(out_dir, overwrite=overwrite, marker="manifest.json")
     load_templates(recipe.templates)  # a bad templates file is reported before missing data
     missing = missing_inputs(recipe)
     if missing:
         listed = "\n".join(f"  - {path}" for path in missing)
         raise BuildError(f"{len(missing)} input file(s) missing:\n{listed}")
-    with atomic_dir(out_dir, overwrite=True) as work:
+    with output_dir(out_dir, overwrite=overwrite, marker="manifest.json") as work:
         return _build_into(recipe, work, Path(cache_dir or default_cache_dir()), progress)
 
 

@@ -3,6 +3,7 @@
     python -m data_prep freedict --out data/freedict          # real de-en corpus (Debian)
     python -m data_prep tokenizer --out tok data/freedict/train.de data/freedict/train.en
     python -m data_prep clean --src a.de --tgt a.en --out clean/a
+    python -m data_prep split --pair hu-en --src all.hu --tgt all.en --out data/hu-en --test 1000
     python -m data_prep align --src a.de --tgt a.en --out a.links [--lexicon lex.tsv]
     python -m data_prep build freedict --out runs/shards [key=value ...]
     python -m data_prep inspect runs/shards
@@ -15,6 +16,7 @@ message naming the file, line or key; they never end in a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -26,10 +28,12 @@ from data_prep.align import ALIGNERS, SYMMETRIZATIONS, AlignConfig, align, forma
 from data_prep.align_quality import lexicon_precision, load_lexicon
 from data_prep.build import BuildError, build, default_cache_dir
 from data_prep.cleaning import CleanConfig, CleanReport, clean
-from data_prep.contract.readers import CorpusError, read_file_pair, read_lines
+from data_prep.contract.readers import CorpusError, CorpusSpec, read_file_pair, read_lines
 from data_prep.freedict import FreeDictError, build_corpus, fetch_deb
 from data_prep.inspect import InspectError, inspect
+from data_prep.output import OutputError, check_output_file, disk_full_message
 from data_prep.recipe import load_recipe
+from data_prep.split import SplitError, SplitSpec, parse_size, split_corpus
 from data_prep.tokenizer import train_tokenizer
 
 USER_ERRORS = (
@@ -38,6 +42,8 @@ USER_ERRORS = (
     BuildError,
     FreeDictError,
     InspectError,
+    OutputError,
+    SplitError,
     FileNotFoundError,
     FileExistsError,
 )
@@ -69,6 +75,8 @@ def _clean(args: argparse.Namespace) -> None:
             f"{args.src} and {args.tgt} have the same extension {suffix_src!r}: outputs are "
             "named PREFIX.<extension>, so give the files language extensions (a.de, a.en)"
         )
+    for suffix in (suffix_src, suffix_tgt, ".report.json"):
+        check_output_file(f"{args.out}{suffix}")
     kept = list(clean(read_file_pair(Path(args.src), Path(args.tgt)), config, report))
     write_lines(f"{args.out}{suffix_src}", (s for s, _ in kept))
     write_lines(f"{args.out}{suffix_tgt}", (t for _, t in kept))
@@ -77,6 +85,7 @@ def _clean(args: argparse.Namespace) -> None:
 
 
 def _align(args: argparse.Namespace) -> None:
+    check_output_file(args.out)
     src, tgt = read_lines(args.src), read_lines(args.tgt)
     config = AlignConfig(aligner=args.aligner, symmetrization=args.symmetrization)
     alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align")
@@ -89,6 +98,25 @@ def _align(args: argparse.Namespace) -> None:
             f"lexicon precision {precision.value:.3f} "
             f"({precision.confirmed}/{precision.judged} judged links, {precision.links} links)"
         )
+
+
+def _split(args: argparse.Namespace) -> None:
+    codes = args.pair.split("-")
+    if len(codes) != 2 or codes[0] == codes[1]:
+        raise SplitError(f"--pair: {args.pair!r} is not of the form src-tgt (e.g. hu-en)")
+    files = (args.src, args.tgt)
+    if (args.tsv and any(files)) or (not args.tsv and not all(files)):
+        raise SplitError("give either --src and --tgt (line-aligned files) or --tsv")
+    if args.tsv:
+        corpus = CorpusSpec("tsv", args.tsv, columns=tuple(args.columns or ()))
+    else:
+        corpus = CorpusSpec("files", "", src_file=args.src, tgt_file=args.tgt)
+    if problems := corpus.problems("--columns") or corpus.pair_problems("--columns", *codes):
+        raise SplitError(problems[0])
+    dev, test = parse_size(args.dev, "dev"), parse_size(args.test, "test")
+    spec = SplitSpec(corpus, codes[0], codes[1], dev=dev, test=test, seed=args.seed)
+    summary = split_corpus(spec, args.out, overwrite=args.overwrite)
+    print(json.dumps(summary, indent=2))
 
 
 def _build(args: argparse.Namespace) -> None:
@@ -151,6 +179,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dedup", action="store_true")
     p.set_defaults(run=_clean)
 
+    p = sub.add_parser("split", help="split one parallel corpus into train/dev/test files")
+    p.add_argument("--pair", required=True, help="src-tgt codes, e.g. hu-en (file extensions)")
+    p.add_argument("--src", help="source-language file (line-aligned with --tgt)")
+    p.add_argument("--tgt", help="target-language file")
+    p.add_argument("--tsv", help="or: one file of tab-separated pairs (give --columns)")
+    p.add_argument("--columns", nargs=2, metavar="LANG", help="the tsv's column languages")
+    p.add_argument("--out", required=True, help="folder: OUT/{train,dev,test}.{src,tgt}")
+    p.add_argument("--dev", default="0.05", help="pairs (e.g. 500) or a fraction (0.05)")
+    p.add_argument("--test", default="0.05", help="pairs (e.g. 500) or a fraction (0.05)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(run=_split)
+
     p = sub.add_parser("align", help="word-align a file pair; write symmetrised Pharaoh links")
     p.add_argument("--src", required=True)
     p.add_argument("--tgt", required=True)
@@ -195,5 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         args.run(args)
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        out = Path(getattr(args, "out", None) or ".")
+        print(f"error: {disk_full_message(out, err)}", file=sys.stderr)
         return 2
     return 0

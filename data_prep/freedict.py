@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from core.fileio import sha256_file, write_lines
+from data_prep.output import check_output_dir
 
 DEFAULT_PACKAGE = "dict-freedict-deu-eng"
 DEFAULT_SEED = 20261128
@@ -324,6 +325,7 @@ def build_corpus(
     split in shared/data/freedict-deu-eng.
     """
     deb, out_dir = Path(deb), Path(out_dir)
+    check_output_dir(out_dir, overwrite=True, marker=None)
     with tempfile.TemporaryDirectory(prefix="freedict-") as tmp:
         dict_dz, index = extract_dict(deb, Path(tmp))
         entries = list(iter_entries(dict_dz, index))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from data_prep.contract.manifest import read_manifest
+from data_prep.contract.manifest import read_manifest, verify_files
 from data_prep.contract.shards import open_shard
 from data_prep.contract.tokenizer import load_tokenizer
 
@@ -52,8 +52,12 @@ def summary(manifest: dict[str, Any]) -> str:
 
 
 def inspect(folder: str | Path, samples: int = 3, tokenizer_path: str | None = None) -> str:
-    """Summary of the manifest plus the first `samples` decoded samples of every stage."""
+    """Summary of the manifest plus the first `samples` decoded samples of every stage;
+    an `InspectError` naming each shard file that is missing or whose sha256 differs."""
     manifest = read_manifest(folder)
+    if problems := verify_files(folder, manifest):
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise InspectError(f"{folder}: {len(problems)} shard file(s) not as built:\n{listed}")
     tokenizer = load_tokenizer(tokenizer_path or manifest["tokenizer"]["name_or_path"])
     out = [summary(manifest)]
     for stage in manifest["stages"]:

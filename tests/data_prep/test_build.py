@@ -16,7 +16,7 @@ import pytest
 from core.fileio import sha256_file
 from core.typed_config import ConfigError
 from data_prep.align import AlignConfig, align
-from data_prep.build import BuildError, PairData, _link_sets, _settings, aligned_pairs, build
+from data_prep.build import BuildError, PairData, aligned_pairs, build
 from data_prep.cleaning import CleanReport
 from data_prep.contract.manifest import read_manifest
 from data_prep.contract.readers import CorpusError
@@ -24,7 +24,7 @@ from data_prep.contract.shards import open_shard
 from data_prep.contract.templates import DEFAULT_TEMPLATES
 from data_prep.contract.tokenizer import load_tokenizer
 from data_prep.inspect import inspect
-from data_prep.instructions import InstructionBuilder
+from data_prep.instructions import BuildSettings, InstructionBuilder
 from data_prep.recipe import load_recipe, parse_curriculum
 from tests.conftest import FULL_CURRICULUM, REPO_ROOT, freedict_overrides
 
@@ -67,17 +67,25 @@ def test_every_shard_decodes_to_the_instruction_text(
     lines = [p.read_text(encoding="utf-8").splitlines() for p in (pair.src_file, pair.tgt_file)]
     pair.alignment = align(*lines, AlignConfig(), align_cache / "align")
     assert pair.alignment.key == manifest["corpora"]["de-en"]["alignment_cache_key"]
-    stages = zip(parse_curriculum(FULL_CURRICULUM), manifest["stages"], strict=True)
-    for kinds, stage in stages:
-        builder = InstructionBuilder(
-            _settings(recipe, DEFAULT_TEMPLATES, {"de": "German", "en": "English"}, stage["name"]),
-            kinds,
+    # Positives of Align, Hint and Revise come from the intersection, filtered by its
+    # corpus statistics; Align's negatives are checked against the union.
+    link_sets = [({"intersection", "union"}, {"intersection"}), (set(), set())]
+    stages = zip(parse_curriculum(FULL_CURRICULUM), manifest["stages"], link_sets, strict=True)
+    for kinds, stage, (needed, stats_sets) in stages:
+        settings = BuildSettings(
+            templates=DEFAULT_TEMPLATES,
+            names={"de": "German", "en": "English"},
+            ratios=recipe.ratios,
+            align=recipe.align_instruct,
+            hint=recipe.hint_instruct,
+            revise=recipe.revise_instruct,
+            both_directions=True,
+            seed=recipe.seed,
+            stage=stage["name"],
         )
-        link_sets, stats_sets = _link_sets(recipe, kinds)
+        builder = InstructionBuilder(settings, kinds)
         pair.ensure_stats(stats_sets)
-        expected = [
-            s for a in aligned_pairs(pair, link_sets, pair.stats) for s in builder.samples(a)
-        ]
+        expected = [s for a in aligned_pairs(pair, needed, pair.stats) for s in builder.samples(a)]
         tokens, mask = open_shard(built / stage["name"] / stage["shards"][0]["prefix"])
         assert len(tokens) == len(expected) == stage["samples"]
         for k, sample in enumerate(expected):
