@@ -112,7 +112,7 @@ def _split(args: argparse.Namespace) -> None:
     else:
         corpus = CorpusSpec("files", "", src_file=args.src, tgt_file=args.tgt)
     if problems := corpus.problems("--columns") or corpus.pair_problems("--columns", *codes):
-        raise SplitError(problems[0])
+        raise SplitError(problems[0].replace("--columns.columns:", "--columns:"))
     dev, test = parse_size(args.dev, "dev"), parse_size(args.test, "test")
     spec = SplitSpec(corpus, codes[0], codes[1], dev=dev, test=test, seed=args.seed)
     summary = split_corpus(spec, args.out, overwrite=args.overwrite)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +25,9 @@ from data_prep.contract.readers import CorpusError
 from data_prep.contract.shards import open_shard
 from data_prep.contract.templates import DEFAULT_TEMPLATES
 from data_prep.contract.tokenizer import load_tokenizer
-from data_prep.inspect import inspect
+from data_prep.inspect import InspectError, inspect
 from data_prep.instructions import BuildSettings, InstructionBuilder
+from data_prep.output import OutputError
 from data_prep.recipe import load_recipe, parse_curriculum
 from tests.conftest import FULL_CURRICULUM, REPO_ROOT, freedict_overrides
 
@@ -126,7 +129,7 @@ def test_existing_output_needs_overwrite(
     built: Path, freedict_corpus: Path, tokenizer_dir: Path
 ) -> None:
     recipe = load_recipe("freedict", freedict_overrides(freedict_corpus, tokenizer_dir))
-    with pytest.raises(BuildError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists"):
         build(recipe, built, progress=False)
 
 
@@ -154,7 +157,7 @@ def test_missing_inputs_listed_before_any_work(
     overrides = freedict_overrides(
         freedict_corpus, tokenizer_dir, "pairs=[de-en, nl-en, ru-en]",
         f"corpora.nl-en={{format: files, path: {tmp_path}/x/}}",
-        f"corpora.ru-en={{format: tsv, path: {tmp_path}/ru.tsv}}",
+        f"corpora.ru-en={{format: tsv, path: {tmp_path}/ru.tsv, columns: [ru, en]}}",
     )  # fmt: skip
     with pytest.raises(BuildError, match="3 input file") as err:
         build(load_recipe("freedict", overrides), tmp_path / "out", progress=False)
@@ -167,12 +170,12 @@ def test_killed_build_leaves_no_readable_output(
     freedict_corpus: Path, tokenizer_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    command = [
-        sys.executable, "-m", "data_prep", "build", "freedict", "--out", str(out),
-        *freedict_overrides(freedict_corpus, tokenizer_dir, "curriculum=MT", "workers=1"),
-    ]  # fmt: skip
+    overrides = freedict_overrides(freedict_corpus, tokenizer_dir, "curriculum=MT", "workers=1")
+    command = [sys.executable, "-m", "data_prep", "build", "freedict", "--out", str(out)]
     env = dict(os.environ, ALIGNINSTRUCT_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*command, *overrides], cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while not list(tmp_path.glob(".out.partial-*/stage1-mt/shard-00000.bin")):
         assert proc.poll() is None and time.time() < deadline, "build ended before it was killed"
@@ -185,6 +188,10 @@ def test_killed_build_leaves_no_readable_output(
     partial = next(tmp_path.glob(".out.partial-*"))
     with pytest.raises(ConfigError):
         read_manifest(partial)
+    # The killed run's process is gone: the next build removes its partial folder.
+    build(load_recipe("freedict", overrides), out, cache_dir=tmp_path / "cache", progress=False)
+    assert not list(tmp_path.glob(".out.partial-*"))
+    assert read_manifest(out)["stages"][0]["samples"] > 0
 
 
 def test_cli_build_and_inspect(freedict_corpus: Path, tokenizer_dir: Path, tmp_path: Path) -> None:
@@ -204,3 +211,50 @@ def test_cli_build_and_inspect(freedict_corpus: Path, tokenizer_dir: Path, tmp_p
         cwd=REPO_ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert "⟦" in shown.stdout and "400 samples" in shown.stdout
+
+
+def test_inspect_fails_on_a_cut_shard(built: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "shards"
+    shutil.copytree(built, copy)
+    stage = read_manifest(copy)["stages"][1]
+    shard = copy / stage["name"] / f"{stage['shards'][0]['prefix']}.bin"
+    shard.write_bytes(shard.read_bytes()[:-2])
+    with pytest.raises(InspectError, match="1 shard file") as err:
+        inspect(copy, samples=1)
+    assert f"{shard}: sha256 differs" in str(err.value)
+    shown = subprocess.run(
+        [sys.executable, "-m", "data_prep", "inspect", str(copy)],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 2 and "Traceback" not in shown.stderr
+    assert str(shard) in shown.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs: the cleaned corpus fits, the shards do not."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root (test_output.py simulates a full disk)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_full_disk_during_build(
+    freedict_corpus: Path, tokenizer_dir: Path, tmp_path: Path, small_disk: Path
+) -> None:
+    out = small_disk / "shards"
+    command = [
+        sys.executable, "-m", "data_prep", "build", "freedict", "--out", str(out),
+        *freedict_overrides(freedict_corpus, tokenizer_dir, "curriculum=MT", "workers=1"),
+    ]  # fmt: skip
+    env = dict(os.environ, ALIGNINSTRUCT_CACHE=str(tmp_path / "cache"))
+    run = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {out}: no space left on device")
+    assert "choose another --out" in errors[0]
+    assert list(small_disk.iterdir()) == []
