@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -228,18 +227,6 @@ def test_inspect_fails_on_a_cut_shard(built: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert shown.returncode == 2 and "Traceback" not in shown.stderr
     assert str(shard) in shown.stderr
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MB tmpfs: the cleaned corpus fits, the shards do not."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)]
-    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root (test_output.py simulates a full disk)")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_full_disk_during_build(

@@ -193,3 +193,56 @@ def test_clean_does_not_lose_a_side_when_suffixes_match(tmp_path: Path) -> None:
         assert "Hello world.\n" in written
     else:
         assert_user_error(result, ".txt")
+
+
+# --- output locations: checked before any work -----------------------------------------
+
+
+def test_build_out_that_is_a_file_fails_before_work(tmp_path: Path) -> None:
+    """The recipe's corpus is missing too: the output is reported first, so nothing ran."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(GOOD_RECIPE, encoding="utf-8")
+    out = tmp_path / "shards"
+    out.write_text("keep me\n", encoding="utf-8")
+    result = data_prep("build", recipe, "--out", out, "--overwrite", cwd=tmp_path)
+    assert_user_error(result, f"{out}: exists and is not a folder")
+    assert out.read_text(encoding="utf-8") == "keep me\n"
+    result = data_prep("build", recipe, "--out", out / "sub", cwd=tmp_path)
+    assert_user_error(result, f"{out} is a file, not a folder")
+
+
+def test_overwrite_keeps_an_unrelated_folder(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(GOOD_RECIPE, encoding="utf-8")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("unrelated\n", encoding="utf-8")
+    result = data_prep("build", recipe, "--out", mine, "--overwrite", cwd=tmp_path)
+    assert_user_error(result, mine, "no manifest.json", "refusing to replace it")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    result = data_prep("tokenizer", "--out", mine, recipe, cwd=tmp_path)
+    assert_user_error(result, mine, "no tokenizer.json")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_read_only_outputs(tmp_path: Path, read_only_dir: Path) -> None:
+    src, tgt = tmp_path / "a.de", tmp_path / "a.en"
+    src.write_text("Hallo Welt.\n", encoding="utf-8")
+    tgt.write_text("Hello world.\n", encoding="utf-8")
+    commands = [
+        ("align", "--src", src, "--tgt", tgt, "--out", read_only_dir / "a.links"),
+        ("clean", "--src", src, "--tgt", tgt, "--out", read_only_dir / "c"),
+        ("tokenizer", "--out", read_only_dir / "tok", src),
+        ("split", "--pair", "de-en", "--src", src, "--tgt", tgt, "--out", read_only_dir / "s"),
+        ("freedict", "--deb", src, "--out", read_only_dir / "fd"),
+    ]
+    for command in commands:
+        assert_user_error(data_prep(*command, cwd=tmp_path), f"cannot write in {read_only_dir}")
+
+
+def test_align_out_that_is_a_folder(tmp_path: Path) -> None:
+    src, tgt = tmp_path / "a.de", tmp_path / "a.en"
+    src.write_text("Hallo Welt.\n", encoding="utf-8")
+    tgt.write_text("Hello world.\n", encoding="utf-8")
+    result = data_prep("align", "--src", src, "--tgt", tgt, "--out", tmp_path, cwd=tmp_path)
+    assert_user_error(result, f"{tmp_path}: is a folder")

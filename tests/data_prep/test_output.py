@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,30 +19,6 @@ from data_prep.output import (
     output_dir,
     remove_stale_partials,
 )
-
-
-def _mount_tmpfs(folder: Path, options: str) -> bool:
-    if os.geteuid() != 0:
-        return False
-    folder.mkdir(parents=True, exist_ok=True)
-    command = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]
-    return subprocess.run(command, capture_output=True, check=False).returncode == 0
-
-
-@pytest.fixture
-def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    """A folder nobody may write in: a read-only tmpfs as root, else mode 0555."""
-    folder = tmp_path / "ro"
-    if _mount_tmpfs(folder, "ro,size=1m"):
-        yield folder
-        subprocess.run(["umount", str(folder)], check=True)
-        return
-    folder.mkdir()
-    folder.chmod(0o555)
-    if os.access(folder, os.W_OK):
-        pytest.skip("cannot make a read-only folder here (root without mount)")
-    yield folder
-    folder.chmod(0o755)
 
 
 def test_out_that_is_an_existing_file(tmp_path: Path) -> None:
