@@ -31,7 +31,7 @@ from data_prep.cleaning import CleanConfig, CleanReport, clean
 from data_prep.contract.readers import CorpusError, CorpusSpec, read_file_pair, read_lines
 from data_prep.freedict import FreeDictError, build_corpus, fetch_deb
 from data_prep.inspect import InspectError, inspect
-from data_prep.output import OutputError, check_output_file, disk_full_message
+from data_prep.output import OutputError, check_output_dir, check_output_file, disk_full_message
 from data_prep.recipe import load_recipe
 from data_prep.split import SplitError, SplitSpec, parse_size, split_corpus
 from data_prep.tokenizer import train_tokenizer
@@ -137,6 +137,7 @@ def _inspect(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     """The built-in default: real FreeDict de-en data, a locally trained tokenizer, CPU."""
     out = Path(args.out)
+    check_output_dir(out, overwrite=True, marker=None)
     cache = Path(args.cache or default_cache_dir())
     corpus = out / "corpus"
     if not (corpus / "train.de").exists():

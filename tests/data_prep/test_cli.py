@@ -235,6 +235,7 @@ def test_read_only_outputs(tmp_path: Path, read_only_dir: Path) -> None:
         ("tokenizer", "--out", read_only_dir / "tok", src),
         ("split", "--pair", "de-en", "--src", src, "--tgt", tgt, "--out", read_only_dir / "s"),
         ("freedict", "--deb", src, "--out", read_only_dir / "fd"),
+        ("demo", "--deb", src, "--out", read_only_dir / "demo"),
     ]
     for command in commands:
         assert_user_error(data_prep(*command, cwd=tmp_path), f"cannot write in {read_only_dir}")
