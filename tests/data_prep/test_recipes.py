@@ -66,10 +66,11 @@ def write_recipe(tmp_path: Path, text: str) -> Path:
 
 
 def test_corpora_covering_every_pair_need_no_corpus(tokenizer_dir: Path, tmp_path: Path) -> None:
-    """A kha-en tsv with English first: `corpus` may be left out, and the build reads
-    Khasi as the source side of kha-en."""
+    """A kha-en tsv with English first (and a BOM, as editors on Windows write it):
+    `corpus` may be left out, the build reads Khasi as the source side of kha-en, and
+    the BOM does not reach the cleaned corpus."""
     tsv = tmp_path / "kha-en.tsv"
-    tsv.write_text(KHA_EN, encoding="utf-8")
+    tsv.write_text("\ufeff" + KHA_EN, encoding="utf-8")
     recipe = write_recipe(
         tmp_path,
         "name: khasi\npairs: [kha-en]\nlanguage_names: {kha: Khasi}\ncurriculum: MT\n"
