@@ -22,6 +22,8 @@ import logging
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from core.fileio import write_json, write_lines
 from core.typed_config import ConfigError, parse_args_with_overrides
 from data_prep.align import ALIGNERS, SYMMETRIZATIONS, AlignConfig, align, format_pharaoh
@@ -236,12 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
+        _error(str(err))
         return 2
     except OSError as err:
         if err.errno != errno.ENOSPC:
             raise
-        out = Path(getattr(args, "out", None) or ".")
-        print(f"error: {disk_full_message(out, err)}", file=sys.stderr)
+        _error(disk_full_message(Path(getattr(args, "out", None) or "."), err))
         return 2
     return 0
+
+
+def _error(message: str) -> None:
+    # tqdm.write clears a progress bar left mid-line, so the message starts its own line.
+    tqdm.write(f"error: {message}", file=sys.stderr)
