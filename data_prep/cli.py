@@ -243,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         if err.errno != errno.ENOSPC:
             raise
-        _error(disk_full_message(Path(getattr(args, "out", None) or "."), err))
+        out = Path(getattr(args, "out", None) or ".")
+        left = "the file being written was removed (finished files stay)"
+        _error(disk_full_message(out, err, left=left))
         return 2
     return 0
 

@@ -125,10 +125,15 @@ def output_dir(path: str | os.PathLike[str], *, overwrite: bool, marker: str) ->
         raise OutputError(disk_full_message(final, err)) from None
 
 
-def disk_full_message(final: Path, err: OSError) -> str:
+def disk_full_message(
+    final: Path,
+    err: OSError,
+    left: str = "the unfinished output was removed and nothing was written",
+) -> str:
+    """One line for a full disk: which output, what was left, what to do."""
     where = f" ({err.filename})" if err.filename else ""
     return (
-        f"{final}: no space left on device{where}; the unfinished output was removed and "
-        f"nothing was written. Free space on that filesystem (or on the cache's, "
-        f"ALIGNINSTRUCT_CACHE) or choose another --out, then run again"
+        f"{final}: no space left on device{where}; {left}. Free "
+        "space on that filesystem (or on the cache's, ALIGNINSTRUCT_CACHE) or choose "
+        "another --out, then run again"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -247,3 +248,16 @@ def test_align_out_that_is_a_folder(tmp_path: Path) -> None:
     tgt.write_text("Hello world.\n", encoding="utf-8")
     result = data_prep("align", "--src", src, "--tgt", tgt, "--out", tmp_path, cwd=tmp_path)
     assert_user_error(result, f"{tmp_path}: is a folder")
+
+
+def test_clean_on_a_full_disk(tmp_path: Path, small_disk: Path) -> None:
+    with open(small_disk / "filler", "wb", buffering=0) as handle, contextlib.suppress(OSError):
+        while True:  # fill the disk to the last page
+            handle.write(b"x" * 4096)
+    src, tgt = tmp_path / "a.de", tmp_path / "a.en"
+    src.write_text("Hallo Welt.\n" * 200, encoding="utf-8")
+    tgt.write_text("Hello world.\n" * 200, encoding="utf-8")
+    out = small_disk / "c"
+    result = data_prep("clean", "--src", src, "--tgt", tgt, "--out", out, cwd=tmp_path)
+    assert_user_error(result, f"{out}: no space left on device", "choose another --out")
+    assert [p.name for p in small_disk.iterdir()] == ["filler"]
