@@ -122,7 +122,8 @@ def _run(
     references: list[list[str]] | None,
     settings: PairedSettings,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """{metric: {system: {score, mean, ci, p_value, significant}}}, then signatures."""
+    """{metric: {"signature": ..., "systems": {system: {score, mean, ci, p_value,
+    significant}}}}; the first system is the baseline (its p-value is None)."""
     confidence = settings.confidence_resamples if settings.paired == "ar" else -1
     with seeded(settings.seed):
         test = PairedTest(list(systems), metrics, references, test_type=settings.paired,
@@ -131,15 +132,18 @@ def _run(
     names = [name for name in table if name != "System"]  # in the order of `metrics`
     result: dict[str, dict[str, Any]] = {}
     for key, name in zip(metrics, names, strict=True):
-        result[key] = {"signature": signatures[name].format()}
+        result[key] = {"signature": signatures[name].format(), "systems": {}}
+        base_score = table[name][0].score
         for (system, _), res in zip(systems, table[name], strict=True):
             p = res.p_value
-            result[key][system] = {
+            result[key]["systems"][system] = {
                 "score": float(res.score),
                 "mean": None if res.mean is None else float(res.mean),
                 "ci": None if res.ci is None else float(res.ci),
                 "p_value": None if p is None else float(p),
-                "significant": None if p is None else bool(p < ALPHA),
+                # sacreBLEU's AR gives a zero difference its smallest p-value (multeval's
+                # convention); no difference is never called significant here.
+                "significant": None if p is None else bool(p < ALPHA and res.score != base_score),
             }
     return result
 

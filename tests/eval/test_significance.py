@@ -97,17 +97,20 @@ def test_equal_to_the_sacrebleu_command_line(files, test: str, n: int, seed: int
     )
     for row, name in zip(cli, names, strict=True):
         for metric, cli_name in (("bleu", "BLEU"), ("chrf", "chrF2++")):
-            theirs, mine = row[cli_name], ours[metric][name]
+            theirs, mine = row[cli_name], ours[metric]["systems"][name]
             assert mine["score"] == theirs["score"]
             assert mine["p_value"] == theirs["p_value"]
             if test == "bs":  # the command line prints intervals for bs only
                 assert (mine["mean"], mine["ci"]) == (theirs["mean"], theirs["ci"])
             else:
                 assert mine["ci"] is not None and mine["ci"] > 0
-    assert ours["bleu"]["base"]["p_value"] is None
+    assert ours["bleu"]["systems"]["base"]["p_value"] is None
     # the clearly better system is significant, the one that barely differs is not
-    assert ours["bleu"]["better"]["significant"] and ours["chrf"]["better"]["significant"]
-    assert not ours["chrf"]["close"]["significant"]
+    assert (
+        ours["bleu"]["systems"]["better"]["significant"]
+        and ours["chrf"]["systems"]["better"]["significant"]
+    )
+    assert not ours["chrf"]["systems"]["close"]["significant"]
     assert (
         f"{test}:{n}" in ours["bleu"]["signature"] and f"seed:{seed}" in ours["bleu"]["signature"]
     )
@@ -120,7 +123,7 @@ def test_seed_and_resamples_change_the_draws(files) -> None:
     again = paired_text_tests(systems, refs, "en", PairedSettings("bs", 200, 1))
     other = paired_text_tests(systems, refs, "en", PairedSettings("bs", 200, 2))
     assert one == again
-    assert one["chrf"]["better"]["mean"] != other["chrf"]["better"]["mean"]
+    assert one["chrf"]["systems"]["better"]["mean"] != other["chrf"]["systems"]["better"]["mean"]
 
 
 def test_segment_means_use_the_same_resamples(files) -> None:
@@ -133,14 +136,16 @@ def test_segment_means_use_the_same_resamples(files) -> None:
     worse_scores = (np.asarray(base_scores) - rng.normal(0.0, 0.05, len(refs))).tolist()
     systems = [("base", base_scores), ("better", better_scores), ("noise", worse_scores)]
     result = paired_segment_tests(systems, "comet", PairedSettings("bs", 500, 5))
-    assert result["better"]["score"] == pytest.approx(100 * np.mean(better_scores))
+    assert result["systems"]["better"]["score"] == pytest.approx(100 * np.mean(better_scores))
     # the interval is sacreBLEU's: the 2.5%/97.5% resampled means of the same draws
     idx = np.random.default_rng(5).choice(len(refs), size=(500, len(refs)), replace=True)
     means = np.sort(100 * np.asarray(better_scores, dtype=np.float32)[idx].mean(1))
     expected = 0.5 * (means[-1 - 500 // 40] - means[500 // 40])
-    assert result["better"]["ci"] == pytest.approx(expected, rel=1e-5)  # float32 sums
-    assert result["better"]["significant"] and result["better"]["p_value"] < 0.01
-    assert not result["noise"]["significant"]
+    assert result["systems"]["better"]["ci"] == pytest.approx(expected, rel=1e-5)  # float32 sums
+    assert (
+        result["systems"]["better"]["significant"] and result["systems"]["better"]["p_value"] < 0.01
+    )
+    assert not result["systems"]["noise"]["significant"]
     assert "comet-segment-mean" in result["signature"]
 
 
