@@ -12,6 +12,13 @@ if TYPE_CHECKING:
     from eval.report import Run
 
 
+def _legend_above(fig: Any, ax: Any, columns: int) -> None:
+    """One legend above the axes, where it cannot hide a bar."""
+    fig.legend(*ax.get_legend_handles_labels(), loc="upper center", ncol=min(columns, 4),
+               fontsize="small", frameon=False)  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -39,7 +46,7 @@ def _grouped_bars(ax: Any, runs: list[Run], rows: list[str], metric: str,
             _error_bars(v, tests.get(row, {}).get(metric, {}).get("systems", {}).get(run.label))
             for v, row in zip(values, rows, strict=True)
         ]
-        yerr = [[e[0] for e in errors], [e[1] for e in errors]]
+        yerr = [[e[0] for e in errors], [e[1] for e in errors]] if any(map(any, errors)) else None
         xs = [x + i * width for x in range(len(rows))]
         ax.bar(xs, values, width, label=run.label, yerr=yerr, capsize=3)
     ax.set_xticks([x + width * (len(runs) - 1) / 2 for x in range(len(rows))], rows)
@@ -49,14 +56,13 @@ def direction_plot(runs: list[Run], base: Run, metric: str, tests: dict[str, Any
                    out: Path) -> str:  # fmt: skip
     plt = _pyplot()
     directions = list(base.scores["directions"])
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(directions) * len(runs)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(directions) * len(runs)), 5))
     _grouped_bars(ax, runs, directions, metric, tests)
     if len(directions) > 8:
         ax.tick_params(axis="x", labelrotation=90)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} per direction (error bars: 95% interval, paired bootstrap)")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
+    ax.set_title(f"{metric} per direction (error bars: 95% interval, bootstrap)", fontsize=10)
+    _legend_above(fig, ax, len(runs))
     name = f"{metric}_directions.png"
     fig.savefig(out / name, dpi=100)
     plt.close(fig)
@@ -65,13 +71,12 @@ def direction_plot(runs: list[Run], base: Run, metric: str, tests: dict[str, Any
 
 def averages_plot(runs: list[Run], base: Run, metrics: list[str], out: Path) -> str:
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4.5), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         groups = [g for g in AVERAGE_GROUPS if base.value(g, metric) is not None]
         _grouped_bars(ax, runs, groups, metric, {})
         ax.set_title(f"average {metric}")
-    axes[0][0].legend(fontsize="small")
-    fig.tight_layout()
+    _legend_above(fig, axes[0][0], len(runs))
     fig.savefig(out / "averages.png", dpi=100)
     plt.close(fig)
     return "averages.png"
