@@ -6,12 +6,12 @@ significance tests against the baseline, AlignInstruct accuracy, training cost, 
 
 Each RUN is a training run folder (with `eval/scores.json`) or an eval folder (with
 `scores.json`; the run's `summary.json`, `config.json` and `metrics.jsonl` are looked for
-one level up). Labels are the run folder names; when two differ only in their eval
-folder, `run/evalfolder`; `--labels` names them explicitly. Per direction, every system
-is tested against the baseline on BLEU and chrF++ (and COMET where scored) with
-sacreBLEU's paired bootstrap (or approximate randomization) on the `hyps/` and `refs/`
-that `eval run` wrote (`eval.significance`). `align.json` (from `python -m eval align
---out EVAL_FOLDER`) gives each run's AlignInstruct accuracy.
+one level up). Labels are the run folder names; where two clash, the last two parts of
+their paths (`full/eval`, `full/eval-beam4`); `--labels` names them explicitly. Per
+direction, every system is tested against the baseline on BLEU and chrF++ (and COMET
+where scored) with sacreBLEU's paired bootstrap (or approximate randomization) on the
+`hyps/` and `refs/` that `eval run` wrote (`eval.significance`). `align.json` (from
+`python -m eval align --out EVAL_FOLDER`) gives each run's AlignInstruct accuracy.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ TEST_NAMES = {"bs": "paired bootstrap resampling", "ar": "paired approximate ran
 @dataclass
 class Run:
     label: str
+    source: Path  # the folder given on the command line
     eval_dir: Path
     run_dir: Path | None
     scores: dict[str, Any]
@@ -103,7 +104,8 @@ def load_run(path: str | Path) -> Run:
         raise ConfigError(
             str(folder), ["no scores.json here or in eval/; run `python -m eval run` first"]
         )
-    run = Run((run_dir or eval_dir).name, eval_dir, run_dir, _json(eval_dir / "scores.json") or {})
+    scores = _json(eval_dir / "scores.json") or {}
+    run = Run((run_dir or eval_dir).name, folder, eval_dir, run_dir, scores)
     run.align = _json(eval_dir / "align.json")
     if run_dir is not None:
         run.summary = _json(run_dir / "summary.json")
@@ -123,7 +125,8 @@ def _resolve(run_dir: Path, data: str) -> Path:
 
 
 def assign_labels(runs: list[Run], labels: str | None) -> None:
-    """Folder names; `run/evalfolder` where those clash; or the given `--labels`."""
+    """Run folder names; where those clash, the last two parts of the given paths
+    (`full/eval`, `full/eval-beam4`); or the given `--labels`."""
     if labels is not None:
         given = [label.strip() for label in labels.split(",")]
         if len(given) != len(runs) or len(set(given)) != len(given) or "" in given:
@@ -135,8 +138,8 @@ def assign_labels(runs: list[Run], labels: str | None) -> None:
         return
     names = [run.label for run in runs]
     for run in runs:
-        if names.count(run.label) > 1 and run.run_dir is not None:
-            run.label = f"{run.run_dir.name}/{run.eval_dir.name}"
+        if names.count(run.label) > 1:  # e.g. runs/full/eval and runs/full/eval-beam4
+            run.label = "/".join(run.source.resolve().parts[-2:])
     final = [run.label for run in runs]
     if len(set(final)) != len(final):
         raise ConfigError("report", [f"runs share the labels {final}; name them with --labels"])
@@ -162,7 +165,7 @@ def direction_tests(
     """{metric: {label: result}} for one direction, over the runs scored on the same
     references as the baseline; None when the baseline has no references saved."""
     refs = _lines(base.eval_dir / "refs" / f"{direction}.txt")
-    if refs is None:
+    if refs is None or not (base.eval_dir / "hyps" / f"{direction}.txt").is_file():
         return None
     systems, comet = [], []
     for run in [base, *(r for r in runs if r is not base)]:
@@ -352,13 +355,16 @@ def settings_note(settings: PairedSettings, tests: dict[str, Any]) -> list[str]:
             "No significance tests: the baseline's eval folder has no `refs/` (written by "
             "`python -m eval run` or `score`); rescore it to add them.",
         ]
+    if settings.paired == "bs":
+        draws = f"{settings.n:,} resamples"
+    else:
+        draws = f"{settings.n:,} trials (intervals: {settings.confidence_resamples:,} resamples)"
     return [
         "",
         f"Significance: {TEST_NAMES[settings.paired]} against the baseline with sacreBLEU's "
-        f"own `PairedTest`, {settings.n:,} "
-        f"{'resamples' if settings.paired == 'bs' else 'trials'}, seed {settings.seed}. "
-        "Scores are shown as `score (bootstrap mean ± half-width of the 95% interval)`; "
-        "`p` is the p-value of the difference to the baseline, `*` marks p < 0.05. COMET is "
+        f"own `PairedTest`, {draws}, seed {settings.seed}. Scores are shown as `score "
+        "(bootstrap mean ± half-width of the 95% interval)`; `p` is the p-value of the "
+        "difference to the baseline, `*` marks p < 0.05 (a zero difference never). COMET is "
         "tested as the mean of its segment scores with the same code.",
     ]
 
