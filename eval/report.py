@@ -336,13 +336,15 @@ def compared_table(runs: list[Run]) -> list[str]:
 
 def toy_note(runs: list[Run]) -> list[str]:
     sizes = [r.summary["total_parameters"] for r in runs if "total_parameters" in (r.summary or {})]
-    if not sizes or max(sizes) >= TOY_PARAMETERS:
+    tiny = any(((r.config or {}).get("model") or {}).get("tiny") for r in runs)
+    if not tiny and (not sizes or max(sizes) >= TOY_PARAMETERS):
         return []
+    size = f"at most {max(sizes):,} parameters" if sizes else "tiny random BLOOMs"
     minutes = max((r.summary or {}).get("wall_seconds", 0) for r in runs) / 60
     return [
         "",
-        f"**These are toy models** (at most {max(sizes):,} parameters, each trained for at "
-        f"most {minutes:.1f} minutes): the scores show that the pipeline works end to end, "
+        f"**These are toy models** ({size}, each trained for at most {minutes:.1f} "
+        "minutes): the scores show that the pipeline works end to end, "
         "not what AlignInstruct or LoRA do at scale. The commands for a real BLOOMZ "
         "(560m to 7b1 on OPUS-100) are in the README (Training, Evaluation).",
     ]

@@ -256,3 +256,15 @@ def test_loss_curves_keep_the_last_row_of_a_step(tmp_path: Path) -> None:
             {"step": 20, "dev_loss": 4.2, "dev_tokens": 10}]  # fmt: skip
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 30, "lo')
     assert read_curves(path) == {"loss": [(10, 4.5), (20, 4.0)], "dev_loss": [(20, 4.2)]}
+
+
+def test_toy_note_only_for_toy_models(tmp_path: Path) -> None:
+    from eval.report import Run, toy_note
+
+    def run(total: int, tiny: bool = False) -> Run:
+        summary = {"total_parameters": total, "wall_seconds": 120.0}
+        return Run("r", tmp_path, tmp_path, None, {}, summary, {"model": {"tiny": tiny}})
+
+    assert toy_note([run(1_065_314_304), run(559_214_592)]) == []
+    assert "toy models** (at most 356,224 parameters" in toy_note([run(356_224)])[1]
+    assert "2.0 minutes" in toy_note([run(1_065_314_304, tiny=True)])[1]
