@@ -135,6 +135,7 @@ def eval_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.integration
 def test_trained_model_beats_its_untrained_init(models: dict[str, Path], tmp_path: Path) -> None:
     # held out: other sentences (seed), and more True than False (asymmetric balance)
     build = write_build(
@@ -202,6 +203,7 @@ def test_metrics_of_true() -> None:
     }  # fmt: skip
 
 
+@pytest.mark.integration
 def test_bad_input_names_file_and_line(models: dict[str, Path], tmp_path: Path) -> None:
     rows = make_samples(3, seed=5, true_share=0.5)
     build = write_build(tmp_path / "b", rows, DEFAULT_TEMPLATES.version)

@@ -135,6 +135,7 @@ def test_opens_with_what_was_compared(four: Path) -> None:
     assert "**These are toy models**" in compared and "README" in compared
 
 
+@pytest.mark.integration
 def test_significance_equals_the_sacrebleu_command_line(four: Path, runs: dict[str, Path]) -> None:
     report = json.loads((four / "report.json").read_text())
     settings = report["significance"]["settings"]
@@ -187,6 +188,7 @@ def test_plots_are_written(four: Path) -> None:
         assert (four / png).stat().st_size > 5000 and f"]({png})" in text
 
 
+@pytest.mark.integration
 def test_ar_test_and_two_eval_folders_of_one_run(runs: dict[str, Path], tmp_path: Path) -> None:
     """Issue 7: two eval folders of the same run get derivable labels."""
     run = runs["full-mt"]

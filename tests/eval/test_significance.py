@@ -87,6 +87,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], l
     return ref, paths, [refs, *systems]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("test", "n", "seed"), [("bs", 300, 7), ("ar", 400, 11)])
 def test_equal_to_the_sacrebleu_command_line(files, test: str, n: int, seed: int) -> None:
     ref, paths, (refs, *systems) = files
