@@ -13,11 +13,12 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.resources import resolve
 from core.typed_config import load_config
 from data_prep.contract.languages import OPUS100_LANGUAGES, language_name
 from data_prep.contract.readers import CorpusSpec, corpus_files, decode_line, read_pairs
 
-GRIDS_DIR = Path(__file__).parent / "grids"
+GRIDS_PACKAGE = "eval.grids"
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,7 @@ def group_of(src: str, tgt: str, pivot: str = "en") -> str:
 
 def load_grid(path: str | Path, overrides: list[str] | None = None) -> GridConfig:
     """A grid file, or a shipped grid by name (`freedict`, `opus100`)."""
-    candidate = Path(path)
-    if not candidate.exists() and (GRIDS_DIR / f"{path}.yaml").exists():
-        candidate = GRIDS_DIR / f"{path}.yaml"
-    return load_config(GridConfig, candidate, overrides)
+    return load_config(GridConfig, resolve(path, GRIDS_PACKAGE, ".yaml"), overrides)
 
 
 def directions(grid: GridConfig) -> list[Direction]:

@@ -96,10 +96,15 @@ def score_all(
         hyps = read_lines(hyp_path)
         check_lengths(hyp_path, hyps, str(direction.files[-1]), refs)
         entry = {"group": direction.group, **score_direction(hyps, refs, direction.tgt)}
+        # References (and COMET segment scores) beside the hypotheses: the report's
+        # paired significance tests need them.
+        write_lines(out / "refs" / f"{direction.name}.txt", refs)
         if comet:
             from eval.comet_score import comet_score
 
-            entry["comet"] = round(100 * comet_score(comet, sources, hyps, refs)[0], 2)
+            system, segments = comet_score(comet, sources, hyps, refs)
+            entry["comet"] = round(100 * system, 2)
+            write_lines(out / "comet" / f"{direction.name}.txt", map(repr, segments))
         per_direction[direction.name] = entry
     avg = averages(per_direction)
     result = {
