@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from core.fileio import sha256_file, write_json, write_lines
 from core.typed_config import to_dict
+from data_prep import output
 from data_prep.align import Alignment, align, format_pharaoh, parse_pharaoh, symmetrize
 from data_prep.cleaning import CleanReport, clean
 from data_prep.contract.languages import language_name
@@ -42,7 +43,6 @@ from data_prep.instructions import (
     Sample,
     collect_stats,
 )
-from data_prep.output import check_output_dir, output_dir
 from data_prep.recipe import Recipe, stage_name
 from data_prep.shards import ShardWriter, encode_stream
 from data_prep.wordtok import WORDTOK_VERSION, words
@@ -85,13 +85,13 @@ def build(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the whole pipeline for `recipe`; returns the manifest."""
-    check_output_dir(out_dir, overwrite=overwrite, marker="manifest.json")
+    output.check_output_dir(out_dir, overwrite=overwrite, marker="manifest.json")
     load_templates(recipe.templates)  # a bad templates file is reported before missing data
     missing = missing_inputs(recipe)
     if missing:
         listed = "\n".join(f"  - {path}" for path in missing)
         raise BuildError(f"{len(missing)} input file(s) missing:\n{listed}")
-    with output_dir(out_dir, overwrite=overwrite, marker="manifest.json") as work:
+    with output.output_dir(out_dir, overwrite=overwrite, marker="manifest.json") as work:
         return _build_into(recipe, work, Path(cache_dir or default_cache_dir()), progress)
 
 

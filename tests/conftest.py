@@ -76,7 +76,15 @@ def built(
 
 
 # Fixtures that fetch the corpus (apt-get), align it or build shards: integration only.
-INTEGRATION_FIXTURES = {"freedict_deb", "freedict_corpus", "tokenizer_dir", "built"}
+# read_only_dir and small_disk mount a tmpfs (tests/data_prep/conftest.py).
+INTEGRATION_FIXTURES = {
+    "freedict_deb",
+    "freedict_corpus",
+    "tokenizer_dir",
+    "built",
+    "read_only_dir",
+    "small_disk",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

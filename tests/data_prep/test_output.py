@@ -5,8 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -71,6 +69,10 @@ def test_overwrite_replaces_only_a_previous_output(tmp_path: Path) -> None:
         check_output_dir(previous, overwrite=False, marker="manifest.json")
 
 
+# Linux hands out pids below pid_max: this one belongs to no process, ever.
+DEAD_PID = int(Path("/proc/sys/kernel/pid_max").read_text())
+
+
 def _partial(tmp_path: Path, suffix: str, owner: str | None) -> Path:
     folder = tmp_path / f".shards.partial-{suffix}"
     folder.mkdir()
@@ -81,25 +83,21 @@ def _partial(tmp_path: Path, suffix: str, owner: str | None) -> Path:
 
 
 def test_stale_partials_of_dead_runs_are_removed(tmp_path: Path) -> None:
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()  # its pid now belongs to no process
     host = socket.gethostname()
-    gone = _partial(tmp_path, "a", f"{host} {dead.pid}\n")
+    gone = _partial(tmp_path, "a", f"{host} {DEAD_PID}\n")
     running = _partial(tmp_path, "b", f"{host} {os.getpid()}\n")
-    elsewhere = _partial(tmp_path, "c", f"other-node {dead.pid}\n")
+    elsewhere = _partial(tmp_path, "c", f"other-node {DEAD_PID}\n")
     unknown = _partial(tmp_path, "d", None)
     other_output = tmp_path / ".tok.partial-e"
     other_output.mkdir()
-    (other_output / OWNER_FILE).write_text(f"{host} {dead.pid}\n")
+    (other_output / OWNER_FILE).write_text(f"{host} {DEAD_PID}\n")
     assert remove_stale_partials(tmp_path / "shards") == [gone]
     assert not gone.exists()
     assert running.exists() and elsewhere.exists() and unknown.exists() and other_output.exists()
 
 
 def test_output_dir_clears_stale_partials_first(tmp_path: Path) -> None:
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    stale = _partial(tmp_path, "x", f"{socket.gethostname()} {dead.pid}\n")
+    stale = _partial(tmp_path, "x", f"{socket.gethostname()} {DEAD_PID}\n")
     with output_dir(tmp_path / "shards", overwrite=False, marker="manifest.json") as work:
         assert (work / OWNER_FILE).read_text().split() == [socket.gethostname(), str(os.getpid())]
         assert not stale.exists()

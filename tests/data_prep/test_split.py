@@ -102,6 +102,7 @@ def test_split_that_leaves_no_training_data(tsv: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.integration
 def test_cli_split_file_pair(tmp_path: Path) -> None:
     pairs = corpus_lines()
     (tmp_path / "all.hu").write_text("".join(f"{hu}\n" for hu, _ in pairs), encoding="utf-8")
@@ -114,6 +115,7 @@ def test_cli_split_file_pair(tmp_path: Path) -> None:
     assert sorted(found) == sorted(pairs)
 
 
+@pytest.mark.integration
 def test_cli_split_tsv_without_columns(tsv: Path, tmp_path: Path) -> None:
     result = data_prep("split", "--pair", "hu-en", "--tsv", tsv, "--out", "data", cwd=tmp_path)
     assert_user_error(result, "--columns")
