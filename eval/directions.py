@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.typed_config import load_config
@@ -59,6 +59,12 @@ class GridConfig:
         for pair in self.corpora:
             if frozenset(pair.split("-")) not in unordered:
                 found.append(f"corpora.{pair}: not a pair of the grid's directions")
+        one_way = self.corpus is not None and (self.corpus.src_file or self.corpus.tgt_file)
+        if one_way and len(ordered) > 1:
+            found.append(
+                "corpus.src_file/tgt_file name no language, so they cannot serve several "
+                "directions; give them under corpora: {SRC-TGT: {...}} (src_file holds SRC)"
+            )
         if self.corpus is None:
             uncovered = [f"{s}-{t}" for s, t in ordered if self.corpus_for(s, t) is None]
             if uncovered:
@@ -66,8 +72,16 @@ class GridConfig:
         return found
 
     def corpus_for(self, src: str, tgt: str) -> CorpusSpec | None:
-        """The pair's own corpus (either orientation of its key), else the default."""
-        return self.corpora.get(f"{src}-{tgt}") or self.corpora.get(f"{tgt}-{src}") or self.corpus
+        """The pair's own corpus (either orientation of its key), else the default.
+        Under `corpora`, `src_file` holds the key's first language: it is swapped for
+        the other direction."""
+        if own := self.corpora.get(f"{src}-{tgt}"):
+            return own
+        if (reverse := self.corpora.get(f"{tgt}-{src}")) is None:
+            return self.corpus
+        if reverse.src_file and reverse.tgt_file:
+            return replace(reverse, src_file=reverse.tgt_file, tgt_file=reverse.src_file)
+        return reverse
 
 
 @dataclass(frozen=True)
@@ -148,11 +162,9 @@ def directions(grid: GridConfig) -> list[Direction]:
     for src, tgt in ordered_pairs(grid):
         corpus = grid.corpus_for(src, tgt)
         assert corpus is not None  # GridConfig.problems requires a corpus for every pair
-        names = (language_name(c, grid.language_names) for c in (src, tgt))
-        result.append(
-            Direction(src, tgt, group_of(src, tgt, grid.pivot), corpus, grid.split, *names,
-                      max_sentences=grid.max_sentences)  # fmt: skip
-        )
+        l1, l2 = (language_name(c, grid.language_names) for c in (src, tgt))
+        group = group_of(src, tgt, grid.pivot)
+        result.append(Direction(src, tgt, group, corpus, grid.split, l1, l2, grid.max_sentences))
     return result
 
 
