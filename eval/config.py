@@ -58,10 +58,12 @@ class EvalConfig:
 
     def problems(self, key: str) -> list[str]:
         d, found = self.decode, []
+        # A field of the wrong type is reported by typed_config; the rest still counts.
         for name in ("batch_size", "num_beams", "max_new_tokens"):
-            if getattr(d, name) < 1:
+            value = getattr(d, name)
+            if isinstance(value, int) and value < 1:
                 found.append(f"decode.{name}: must be >= 1")
-        if not 0 < d.refill_fraction <= 1:
+        if isinstance(d.refill_fraction, float) and not 0 < d.refill_fraction <= 1:
             found.append("decode.refill_fraction: must be in (0, 1]")
         if not self.out:
             found.append("out: required (--out FOLDER or out=FOLDER)")
