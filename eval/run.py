@@ -16,6 +16,7 @@ is equal and the file complete, see eval.provenance), `scores.{json,csv,md}` and
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,12 @@ def decode_direction(
     hyp_path.unlink(missing_ok=True)  # the meta may change first: no stale pair survives a kill
     l1, l2 = direction.src_name, direction.tgt_name
     prompts = [templates.mt(l1, l2, source)[0] for source in test_set.sources]
+    start = time.perf_counter()
     with tqdm(total=len(prompts), desc=direction.name, unit="sent", disable=not show) as bar:
         hyps = translator.translate(prompts, progress=bar.update)
+    seconds = time.perf_counter() - start
+    print(f"{direction.name}: {len(hyps)} sentences in {seconds:.1f} s "
+          f"({len(hyps) / max(seconds, 1e-9):.1f} sentences/s)", flush=True)  # fmt: skip
     write_json(meta_path, meta)
     write_lines(hyp_path, hyps)  # last: its existence marks the direction finished
     return True
@@ -145,7 +150,9 @@ def run(
     for direction in found[rank::world]:
         test_set = test_sets[direction.name]
         meta = meta_for(direction, test_set, shared, hashes.of(direction))
-        decode_direction(direction, test_set, translator, templates, out, meta, show=True)
+        show = rank == 0
+        if not decode_direction(direction, test_set, translator, templates, out, meta, show):
+            print(f"{direction.name}: finished by an identical run, not decoded again")
     if world > 1:
         dist.barrier()
     result = score_all(config, grid, found, test_sets) if rank == 0 else None

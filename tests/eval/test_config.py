@@ -137,3 +137,23 @@ def test_config_errors_printed_once_on_two_ranks(tmp_path: Path) -> None:
     assert result.stderr.count("no such folder") == 1, result.stderr[-3000:]
     # The missing-file list names each file once (en-af and af-en share their files).
     assert result.stderr.count("opus.am-en-test.am\n") == 1
+
+
+def test_unloadable_comet_fails_before_decoding(
+    trained_model: Path, freedict_corpus: Path, tiny_ckpt: Path, tmp_path: Path
+) -> None:
+    """A checkpoint that passes the file checks but does not load stops the run before
+    the first sentence is decoded (COMET is loaded up front, then reused for scoring)."""
+    copy = tmp_path / "comet"
+    shutil.copytree(tiny_ckpt.parents[1], copy)
+    hparams = yaml.safe_load((copy / "hparams.yaml").read_text())
+    hparams["class_identifier"] = "no-such-comet-model"
+    (copy / "hparams.yaml").write_text(yaml.safe_dump(hparams))
+    result = eval_cli(
+        "run", "--grid", "freedict", f"corpus.path={freedict_corpus}/", "max_sentences=5",
+        "--model", trained_model, "--comet", copy / "checkpoints" / "model.ckpt",
+        "--out", tmp_path / "o",
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "cannot load the COMET model" in result.stderr
+    assert not (tmp_path / "o" / "hyps").exists()
