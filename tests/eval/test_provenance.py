@@ -4,12 +4,13 @@ is read once. Runs in-process on a few FreeDict sentences with the tiny trained 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import eval.directions
-from data_prep.contract.readers import CorpusError
+from data_prep.contract.readers import CorpusError, CorpusSpec, RawPair
 from eval.config import load_eval_config
 from eval.run import prepare, run, score_all
 
@@ -94,7 +95,8 @@ def test_each_test_set_is_read_once(
     calls: list[tuple[str, str]] = []
     real = eval.directions.read_pairs
 
-    def counting(spec, src, tgt, split):  # the real reader, counted
+    def counting(spec: CorpusSpec, src: str, tgt: str, split: str) -> Iterator[RawPair]:
+        """The real reader, counted."""
         calls.append((src, tgt))
         return real(spec, src, tgt, split)
 
