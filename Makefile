@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test test-unit lint clean
 venv: $(STAMP)
 
 $(STAMP): setup.py requirements/constraints.txt
@@ -36,8 +36,13 @@ demo: $(STAMP)
 	done
 	$(PY) -m eval report $(DEMO_OUT)/mt $(DEMO_OUT)/mt-align-mt --baseline mt --out $(DEMO_OUT)/report
 
+# Everything (unit + integration: real 2-rank launches, Slurm, installs).
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# The unit tier alone: in-process, no network, under a minute.
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -m unit tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -22,7 +22,9 @@ CORE = [
     "tensorboard>=2.20",
     "matplotlib>=3.9",
     "psutil>=5.9",
+    "regex>=2024.1",  # data_prep.wordtok: Unicode-aware word tokenization
 ]
+PACKAGES = ("core", "data_prep", "training", "eval", "ds_configs")
 EXTRAS = {
     "comet": ["unbabel-comet==2.2.7", "setuptools<81", "sentencepiece==0.2.0"],
     "mpi": ["mpi4py>=4", "mpich>=4"],
@@ -38,20 +40,20 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(
-        include=[
-            "core",
-            "core.*",
-            "data_prep",
-            "data_prep.*",
-            "training",
-            "training.*",
-            "eval",
-            "eval.*",
-        ]
-    ),
-    package_data={"data_prep": ["recipes/*.yaml", "templates/*.yaml"]},
+    packages=find_packages(include=[name for p in PACKAGES for name in (p, f"{p}.*")]),
+    # Shipped configs travel with the packages, so a non-editable install finds them by name.
+    package_data={
+        "data_prep.recipes": ["*.yaml"],
+        "eval.grids": ["*.yaml"],
+        "training.configs": ["*.yaml"],
+        "ds_configs": ["*.json"],
+    },
     install_requires=CORE,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["aligninstruct-data=data_prep.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "aligninstruct-data=data_prep.cli:main",
+            "aligninstruct-eval=eval.cli:main",
+        ]
+    },
 )

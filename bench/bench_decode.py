@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/bench_decode.py [--sentences 500] [--batch-size 64]
 
-Model: a tiny BLOOM fine-tuned briefly on FreeDict MT instructions (training/quick.py),
+Model: a tiny BLOOM fine-tuned briefly on FreeDict MT instructions (tests/support/quick_train.py),
 so that its answers end at EOS at varying lengths. Sentences: the FreeDict test split,
 German to English. Decoders (greedy, max 64 new tokens, cut at EOS or newline):
   1. one sentence per `generate` call (on the first `--single` sentences);
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_build import corpus_dir  # noqa: E402
 from data_prep.contract.templates import DEFAULT_TEMPLATES  # noqa: E402
 from eval.decode import DecodeConfig, Translator, cut, generate_batch  # noqa: E402
-from training.quick import quick_tiny_model  # noqa: E402
+from tests.support.quick_train import quick_tiny_model  # noqa: E402
 
 
 def prepare(scratch: Path) -> tuple[Path, Path]:
@@ -87,7 +87,7 @@ def main() -> None:
             ]
         )
         plain = Translator(model, tokenizer, ref_config)
-        batched, batched_s = timed(lambda: [text(t) for t in plain._generate(ids, None)])
+        batched, batched_s = timed(lambda: [text(t) for t in plain.generate(ids, None)])
     ours_config = DecodeConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
     translator = Translator(model, tokenizer, ours_config)
     ours, ours_s = timed(translator.translate, prompts)

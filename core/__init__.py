@@ -1,5 +1,9 @@
-"""The shared core that data_prep, training and eval rest on, and nothing else imports
-from them: typed YAML configs with `key=value` overrides and `ConfigError`
-(`typed_config`), atomic files and folders and content hashes (`fileio`), and
-distributed helpers: rank/world discovery, clean teardown, /dev/shm cleanup (`dist`).
+"""The shared core that data_prep, training and eval rest on; it imports none of them.
+
+- `typed_config`: dataclass configs from YAML with `key=value` overrides, `ConfigError`;
+- `fileio`: atomic files and folders, content hashes;
+- `dist`: rank/world discovery before init, process-group set-up, clean teardown,
+  /dev/shm cleanup;
+- `hub`: model and tokenizer sources checked up front (local folder or hub name, offline);
+- `resources`: shipped recipes, grids and configs found by name in any install.
 """

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from core.resources import resolve
 from core.typed_config import load_config
 from data_prep.align import AlignConfig, Symmetrization
 from data_prep.cleaning import CleanConfig
@@ -21,7 +22,7 @@ from data_prep.contract.readers import CorpusSpec
 
 INSTRUCTION_TYPES: tuple[str, ...] = ("mt", "align", "hint", "revise")
 _TYPE_NAMES = {"mt": "mt", "align": "align", "hint": "hint", "revise": "revise"}
-RECIPES_DIR = Path(__file__).parent / "recipes"
+RECIPES_PACKAGE = "data_prep.recipes"
 
 
 class CurriculumError(ValueError):
@@ -180,7 +181,4 @@ class Recipe:
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """Load a recipe file, or a shipped recipe by name (`freedict`)."""
-    candidate = Path(path)
-    if not candidate.exists() and (RECIPES_DIR / f"{path}.yaml").exists():
-        candidate = RECIPES_DIR / f"{path}.yaml"
-    return load_config(Recipe, candidate, overrides)
+    return load_config(Recipe, resolve(path, RECIPES_PACKAGE, ".yaml"), overrides)

@@ -5,6 +5,8 @@
     python -m eval run --config eval.yaml decode.num_beams=4      # typed config (eval.config)
     python -m eval score --grid freedict corpus.path=... --out runs/demo/train/eval
     python -m eval report runs/a runs/b --baseline a --out reports/a-vs-b
+    python -m eval align --data runs/demo/shards --model runs/demo/train/export/model \
+        --out runs/demo/train/eval
 
 User mistakes exit with status 2 and one message naming the file or key, printed once
 (by rank 0 when launched on several ranks), before anything is decoded.
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from core.dist import launched_rank
 from core.hub import prefer_offline
 from core.typed_config import ConfigError, parse_args_with_overrides
 from data_prep.contract.readers import CorpusError
+from data_prep.contract.templates import load_templates
 from eval.config import EvalConfig, flag_overrides, load_eval_config
 from eval.directions import GridConfig
 
@@ -54,8 +58,25 @@ def _score(args: argparse.Namespace) -> None:
 
 def _report(args: argparse.Namespace) -> None:
     from eval.report import report
+    from eval.significance import PairedSettings
 
-    print(report(args.runs, args.out, args.baseline))
+    settings = PairedSettings(args.paired, args.resamples, args.seed)
+    print(report(args.runs, args.out, args.baseline, settings, args.labels))
+
+
+def _align(args: argparse.Namespace) -> None:
+    from eval.align_eval import run
+
+    templates = load_templates(args.templates)
+    result = run(args.data, args.model, args.adapter, args.out, templates, args.batch_size,
+                 args.max_samples)  # fmt: skip
+    precision, recall = result["precision_true"], result["recall_true"]
+    print(
+        f"AlignInstruct accuracy {result['accuracy']:.3f} on {result['samples']} samples "
+        f"({result['true_share']:.0%} True); precision of True "
+        f"{'n/a' if precision is None else f'{precision:.3f}'}, recall "
+        f"{'n/a' if recall is None else f'{recall:.3f}'} -> {Path(args.out) / 'align.json'}"
+    )
 
 
 def _config_flags(p: argparse.ArgumentParser) -> None:
@@ -82,10 +103,33 @@ def parser() -> argparse.ArgumentParser:
     _config_flags(p)
     p.set_defaults(run=_score)
     p = sub.add_parser("report", help="compare evaluated runs")
-    p.add_argument("runs", nargs="+")
-    p.add_argument("--baseline", help="label (folder name) of the baseline run; default the first")
+    p.add_argument("runs", nargs="+", help="run folders (with eval/) or eval folders")
+    p.add_argument("--baseline", help="label of the baseline run; default the first")
+    p.add_argument("--labels", help="comma-separated labels, one per run (default: folder names)")
     p.add_argument("--out", required=True)
+    p.add_argument(
+        "--paired",
+        choices=("bs", "ar"),
+        default="bs",
+        help="paired bootstrap resampling or approximate randomization (sacreBLEU)",
+    )
+    p.add_argument(
+        "--resamples",
+        type=int,
+        default=0,
+        help="bootstrap resamples / AR trials (default 1000 / 10000, as sacrebleu)",
+    )
+    p.add_argument("--seed", type=int, default=12345, help="seed of the resampling (>= 1)")
     p.set_defaults(run=_report)
+    p = sub.add_parser("align", help="AlignInstruct accuracy on the build's dev samples")
+    p.add_argument("--data", required=True, help="data-prep build folder (dev/align.jsonl)")
+    p.add_argument("--model", required=True, help="model folder (base model with --adapter)")
+    p.add_argument("--adapter", help="LoRA adapter folder, merged into --model")
+    p.add_argument("--out", required=True, help="folder for align.json (e.g. the run's eval/)")
+    p.add_argument("--templates", help="template overrides (YAML), as used for the training data")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-samples", type=int, help="score only the first N samples")
+    p.set_defaults(run=_align)
     return main
 
 

@@ -3,21 +3,44 @@
 The checkpoint is a path to a COMET `.ckpt` (e.g. wmt22-comet-da's `checkpoints/model.ckpt`,
 downloaded beforehand; its `hparams.yaml` sits two levels up). Offline use of a real
 checkpoint also needs its encoder's tokenizer/config (`xlm-roberta-large`) in the
-Hugging Face cache, with HF_HUB_OFFLINE=1. Tests use `eval.tiny_comet.build_tiny_comet`.
+Hugging Face cache, with HF_HUB_OFFLINE=1. Tests build a tiny one offline
+(`tests/support/tiny_comet.py`).
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from eval.tiny_comet import quiet_lightning
-
 _MODELS: dict[str, Any] = {}
+
+
+QUIET_LOGGERS = ("pytorch_lightning", "lightning", "lightning_fabric", "comet")
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's/COMET's info logging and chatty warnings for the duration."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning.*")
+            warnings.filterwarnings("ignore", message=r".*num_workers.*")
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def checkpoint_problems(checkpoint: str | Path, key: str = "comet") -> list[str]:

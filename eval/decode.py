@@ -108,7 +108,7 @@ class Translator:
             return []
         ids = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
         if self.config.num_beams > 1:
-            tokens = self._generate(ids, progress)
+            tokens = self.generate(ids, progress)
         else:
             tokens = self._greedy(ids, progress)
         return [cut(self.tokenizer.decode(t, skip_special_tokens=True)) for t in tokens]
@@ -203,7 +203,7 @@ class Translator:
 
     # --- beam search (and the plain reference): generate on sorted batches ------------
 
-    def _generate(self, ids: list[list[int]], progress: Progress | None) -> list[list[int]]:
+    def generate(self, ids: list[list[int]], progress: Progress | None) -> list[list[int]]:
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         results: list[list[int]] = [[] for _ in ids]
         size = self.config.batch_size

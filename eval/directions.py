@@ -19,11 +19,12 @@ import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from core.resources import resolve
 from core.typed_config import load_config
 from data_prep.contract.languages import OPUS100_LANGUAGES, language_name
 from data_prep.contract.readers import CorpusError, CorpusSpec, corpus_files, read_pairs
 
-GRIDS_DIR = Path(__file__).parent / "grids"
+GRIDS_PACKAGE = "eval.grids"
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,8 @@ def load_grid(path: str | Path, overrides: list[str] | None = None) -> GridConfi
 
 
 def grid_path(path: str | Path) -> Path:
-    candidate = Path(path)
-    if not candidate.exists() and (GRIDS_DIR / f"{path}.yaml").exists():
-        candidate = GRIDS_DIR / f"{path}.yaml"
-    return candidate
+    """A grid file as given, else the shipped grid of that name."""
+    return resolve(path, GRIDS_PACKAGE, ".yaml")
 
 
 def ordered_pairs(grid: GridConfig) -> list[tuple[str, str]]:

@@ -1,25 +1,33 @@
-"""Side-by-side comparison of evaluated runs: tables with deltas, training cost, plots.
+"""Side-by-side comparison of evaluated runs: what was compared, scores with paired
+significance tests against the baseline, AlignInstruct accuracy, training cost, plots.
 
-    python -m eval report runs/mt runs/mt+align runs/lora --baseline mt --out reports/cmp
+    python -m eval report runs/full-mt runs/full-mt-align runs/lora-mt --baseline full-mt \
+        --out reports/cmp [--paired bs|ar] [--resamples N] [--seed S] [--labels a,b,c]
 
-Each RUN is a training run folder (with `summary.json` and `eval/scores.json`) or an
-eval output folder (with `scores.json`; the training summary is looked for one level
-up). The report answers "did it help, and at what cost": a headline per run against
-the baseline, a table per metric (per direction and the en->X, X->en, zero-shot
-averages) with deltas, the training cost of each run, and PNG plots.
+Each RUN is a training run folder (with `eval/scores.json`) or an eval folder (with
+`scores.json`; the run's `summary.json`, `config.json` and `metrics.jsonl` are looked for
+one level up). Labels are the run folder names; where two clash, the last two parts of
+their paths (`full/eval`, `full/eval-beam4`); `--labels` names them explicitly. Per
+direction, every system is tested against the baseline on BLEU and chrF++ (and COMET
+where scored) with sacreBLEU's paired bootstrap (or approximate randomization) on the
+`hyps/` and `refs/` that `eval run` wrote (`eval.significance`). `align.json` (from
+`python -m eval align --out EVAL_FOLDER`) gives each run's AlignInstruct accuracy.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.fileio import write_json, write_lines
 from core.typed_config import ConfigError
+from data_prep.contract.readers import CorpusError
+from eval.report_plots import plot_all
 from eval.scoring import AVERAGE_GROUPS as AVERAGE_ROWS
-from eval.scoring import METRICS
+from eval.scoring import METRICS, read_lines
+from eval.significance import PairedSettings, paired_segment_tests, paired_text_tests
 
 COST_KEYS = (
     ("finetune", "fine-tuning", "{}"),
@@ -29,31 +37,166 @@ COST_KEYS = (
     ("peak_memory_mb", "peak memory (MB)", "{:,.0f}"),
     ("wall_seconds", "wall time (s)", "{:,.1f}"),
 )
+METRIC_TITLES = {"bleu": "BLEU", "chrf": "chrF++", "comet": "COMET"}
+# Below the smallest BLOOMZ (560m): a toy model, whose scores only show the pipeline works.
+TOY_PARAMETERS = 100_000_000
+TEST_NAMES = {"bs": "paired bootstrap resampling", "ar": "paired approximate randomization"}
 
 
 @dataclass
 class Run:
     label: str
+    source: Path  # the folder given on the command line
+    eval_dir: Path
+    run_dir: Path | None
     scores: dict[str, Any]
-    summary: dict[str, Any] | None
+    summary: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+    align: dict[str, Any] | None = None
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
     def value(self, row: str, metric: str) -> float | None:
         source = self.scores["averages"] if row in AVERAGE_ROWS else self.scores["directions"]
         return source.get(row, {}).get(metric)
 
+    def kinds(self) -> list[str] | None:
+        """Instruction types the run trained on (from its build's manifest)."""
+        if not self.manifest:
+            return None
+        return sorted({k for stage in self.manifest.get("stages", []) for k in stage["kinds"]})
 
-def load_run(path: str | Path, label: str | None = None) -> Run:
+
+def _json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(str(path), [f"cannot read it as JSON ({err})"]) from None
+
+
+def read_curves(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """`loss` and `dev_loss` against step from metrics.jsonl; a step logged twice (a
+    resumed run) keeps its last value; a cut last line (a killed run) is skipped."""
+    curves: dict[str, dict[int, float]] = {"loss": {}, "dev_loss": {}}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            for key, points in curves.items():
+                if isinstance(row, dict) and key in row and "step" in row:
+                    points[int(row["step"])] = float(row[key])
+    return {key: sorted(points.items()) for key, points in curves.items() if points}
+
+
+def load_run(path: str | Path) -> Run:
     folder = Path(path)
-    for scores_path, summary_path in (
-        (folder / "eval" / "scores.json", folder / "summary.json"),
-        (folder / "scores.json", folder.parent / "summary.json"),
-    ):
-        if scores_path.is_file():
-            summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-            return Run(label or folder.name, json.loads(scores_path.read_text()), summary)
-    raise ConfigError(
-        str(folder), ["no scores.json here or in eval/; run `python -m eval run` first"]
-    )
+    if (folder / "eval" / "scores.json").is_file():
+        eval_dir, run_dir = folder / "eval", folder
+    elif (folder / "scores.json").is_file():
+        eval_dir = folder
+        markers = ("summary.json", "config.json", "metrics.jsonl")
+        run_dir = folder.parent if any((folder.parent / m).is_file() for m in markers) else None
+    else:
+        raise ConfigError(
+            str(folder), ["no scores.json here or in eval/; run `python -m eval run` first"]
+        )
+    scores = _json(eval_dir / "scores.json") or {}
+    run = Run((run_dir or eval_dir).name, folder, eval_dir, run_dir, scores)
+    run.align = _json(eval_dir / "align.json")
+    if run_dir is not None:
+        run.summary = _json(run_dir / "summary.json")
+        run.config = _json(run_dir / "config.json")
+        run.curves = read_curves(run_dir / "metrics.jsonl")
+        data = (run.config or {}).get("data")
+        if data:
+            run.manifest = _json(_resolve(run_dir, data) / "manifest.json")
+    return run
+
+
+def _resolve(run_dir: Path, data: str) -> Path:
+    """The build folder a run's config names (relative paths were the launch folder's;
+    tried as given, then from the run folder's parents)."""
+    candidates = [Path(data)] + [parent / data for parent in run_dir.resolve().parents]
+    return next((c for c in candidates if (c / "manifest.json").is_file()), Path(data))
+
+
+def assign_labels(runs: list[Run], labels: str | None) -> None:
+    """Run folder names; where those clash, the last two parts of the given paths
+    (`full/eval`, `full/eval-beam4`); or the given `--labels`."""
+    if labels is not None:
+        given = [label.strip() for label in labels.split(",")]
+        if len(given) != len(runs) or len(set(given)) != len(given) or "" in given:
+            raise ConfigError("--labels", [
+                f"{labels!r}: give {len(runs)} different comma-separated labels, one per run"
+            ])  # fmt: skip
+        for run, label in zip(runs, given, strict=True):
+            run.label = label
+        return
+    names = [run.label for run in runs]
+    for run in runs:
+        if names.count(run.label) > 1:  # e.g. runs/full/eval and runs/full/eval-beam4
+            run.label = "/".join(run.source.resolve().parts[-2:])
+    final = [run.label for run in runs]
+    if len(set(final)) != len(final):
+        raise ConfigError("report", [f"runs share the labels {final}; name them with --labels"])
+
+
+# --- significance ---------------------------------------------------------------------
+
+
+def _lines(path: Path) -> list[str] | None:
+    return read_lines(path) if path.is_file() else None
+
+
+def _check(path: Path, lines: list[Any], refs: list[str]) -> None:
+    if len(lines) != len(refs):
+        raise CorpusError(
+            f"{path} has {len(lines)} lines but the baseline's references have {len(refs)}"
+        )
+
+
+def direction_tests(
+    runs: list[Run], base: Run, direction: str, settings: PairedSettings
+) -> dict[str, Any] | None:
+    """{metric: {label: result}} for one direction, over the runs scored on the same
+    references as the baseline; None when the baseline has no references saved."""
+    refs = _lines(base.eval_dir / "refs" / f"{direction}.txt")
+    if refs is None or not (base.eval_dir / "hyps" / f"{direction}.txt").is_file():
+        return None
+    systems, comet = [], []
+    for run in [base, *(r for r in runs if r is not base)]:
+        hyp_path = run.eval_dir / "hyps" / f"{direction}.txt"
+        hyps = _lines(hyp_path)
+        if hyps is None or _lines(run.eval_dir / "refs" / f"{direction}.txt") != refs:
+            continue  # not decoded, or on other references: no paired test
+        _check(hyp_path, hyps, refs)
+        systems.append((run.label, hyps))
+        segments_path = run.eval_dir / "comet" / f"{direction}.txt"
+        if run.value(direction, "comet") is not None and segments_path.is_file():
+            segments = [float(x) for x in read_lines(segments_path)]
+            _check(segments_path, segments, refs)
+            comet.append((run.label, segments))
+    target = direction.split("-")[-1]
+    result = paired_text_tests(systems, refs, target, settings)
+    if comet and comet[0][0] == base.label and len(comet) > 1:
+        result["comet"] = paired_segment_tests(comet, "comet", settings)
+    return result
+
+
+def significance(runs: list[Run], base: Run, settings: PairedSettings) -> dict[str, dict[str, Any]]:
+    result = {}
+    for direction in base.scores["directions"]:
+        tests = direction_tests(runs, base, direction, settings)
+        if tests is not None:
+            result[direction] = tests
+    return result
+
+
+# --- tables ---------------------------------------------------------------------------
 
 
 def _fmt(value: float | None) -> str:
@@ -64,21 +207,37 @@ def _delta(value: float | None, base: float | None) -> str:
     return "" if value is None or base is None else f"{value - base:+.2f}"
 
 
-def metric_table(runs: list[Run], base: Run, metric: str) -> list[str]:
+def _interval(test: dict[str, Any] | None) -> str:
+    if not test or test.get("ci") is None:
+        return ""
+    return f" ({test['mean']:.2f} ± {test['ci']:.2f})"
+
+
+def _p(test: dict[str, Any] | None) -> str:
+    if not test or test.get("p_value") is None:
+        return ""
+    return f"{test['p_value']:.3f}" + (" *" if test["significant"] else "")
+
+
+def metric_table(
+    runs: list[Run], base: Run, metric: str, tests: dict[str, dict[str, Any]]
+) -> list[str]:
     rows = list(base.scores["directions"]) + [
         r for r in AVERAGE_ROWS if base.value(r, metric) is not None
     ]
     others = [r for r in runs if r is not base]
-    head = ["", base.label] + [c for r in others for c in (r.label, "Δ")]
+    head = ["", base.label] + [c for r in others for c in (r.label, "Δ", "p")]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
+        found = tests.get(row, {}).get(metric, {}).get("systems", {})
         name = f"**avg {row}**" if row in AVERAGE_ROWS else row
-        cells = [name, _fmt(base.value(row, metric))]
+        cells = [name, _fmt(base.value(row, metric)) + _interval(found.get(base.label))]
         for run in others:
-            cells += [
-                _fmt(run.value(row, metric)),
-                _delta(run.value(row, metric), base.value(row, metric)),
-            ]
+            test = found.get(run.label)
+            value = run.value(row, metric)
+            star = " *" if test and test["significant"] else ""
+            delta = _delta(value, base.value(row, metric)) + star
+            cells += [_fmt(value) + _interval(test), delta, _p(test)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -93,13 +252,34 @@ def cost_table(runs: list[Run]) -> list[str]:
     return lines
 
 
-def headline(run: Run, base: Run, metrics: list[str]) -> str:
+def _significant_count(
+    run: Run, base: Run, metric: str, tests: dict[str, dict[str, Any]]
+) -> tuple[int, int, int]:
+    """(directions tested, significantly better, significantly worse) for one run."""
+    tested = better = worse = 0
+    for found in tests.values():
+        systems = found.get(metric, {}).get("systems", {})
+        test, base_test = systems.get(run.label), systems.get(base.label)
+        if not test or not base_test or test["p_value"] is None:
+            continue
+        tested += 1
+        if test["significant"]:
+            better += test["score"] > base_test["score"]
+            worse += test["score"] < base_test["score"]
+    return tested, better, worse
+
+
+def headline(run: Run, base: Run, metrics: list[str], tests: dict[str, Any]) -> str:
     parts = []
     for metric in metrics:
         groups = [g for g in AVERAGE_ROWS if base.value(g, metric) is not None]
         deltas = ", ".join(
             f"{g} {_delta(run.value(g, metric), base.value(g, metric))}" for g in groups
         )
+        tested, better, worse = _significant_count(run, base, metric, tests)
+        if tested:
+            deltas += f" (significant in {better + worse} of {tested} directions"
+            deltas += f": {better} better, {worse} worse)"
         parts.append(f"{metric}: {deltas}")
     cost = ""
     if run.summary and base.summary:
@@ -109,72 +289,156 @@ def headline(run: Run, base: Run, metrics: list[str]) -> str:
     return f"- **{run.label}** vs {base.label}: " + "; ".join(parts) + cost
 
 
-def plot(runs: list[Run], base: Run, metrics: list[str], out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    directions = list(base.scores["directions"])
-    width = 0.8 / len(runs)
-    for metric in metrics:
-        fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(directions) * len(runs)), 4))
-        for i, run in enumerate(runs):
-            values = [run.value(d, metric) or 0.0 for d in directions]
-            ax.bar([x + i * width for x in range(len(directions))], values, width, label=run.label)
-        ax.set_xticks(
-            [x + width * (len(runs) - 1) / 2 for x in range(len(directions))],
-            directions,
-            rotation=90,
-        )
-        ax.set_ylabel(metric)
-        ax.set_title(f"{metric} per direction")
-        ax.legend()
-        fig.tight_layout()
-        name = f"{metric}_directions.png"
-        fig.savefig(out / name, dpi=100)
-        plt.close(fig)
-        written.append(name)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        groups = [g for g in AVERAGE_ROWS if base.value(g, metric) is not None]
-        for i, run in enumerate(runs):
-            values = [run.value(g, metric) or 0.0 for g in groups]
-            ax.bar([x + i * width for x in range(len(groups))], values, width, label=run.label)
-        ax.set_xticks([x + width * (len(runs) - 1) / 2 for x in range(len(groups))], groups)
-        ax.set_title(f"average {metric}")
-    axes[0][0].legend()
-    fig.tight_layout()
-    fig.savefig(out / "averages.png", dpi=100)
-    plt.close(fig)
-    return [*written, "averages.png"]
+# --- what was compared ----------------------------------------------------------------
 
 
-def report(paths: list[str], out: str | Path, baseline: str | None = None) -> str:
-    runs = [load_run(p) for p in paths]
+def _model_cell(run: Run) -> str:
+    model = (run.config or {}).get("model") or {}
+    name = "tiny random BLOOM" if model.get("tiny") else model.get("name")
+    name = name or (run.summary or {}).get("model", "n/a")
+    total = (run.summary or {}).get("total_parameters")
+    return f"{name} ({total:,} params)" if total else str(name)
+
+
+def _finetune_cell(run: Run) -> str:
+    config, summary = run.config or {}, run.summary or {}
+    kind = config.get("finetune") or summary.get("finetune", "n/a")
+    if kind == "lora" and config.get("lora"):
+        lora = config["lora"]
+        targets = ", ".join(lora.get("target_modules", []))
+        kind = f"LoRA r={lora.get('rank')} alpha={lora.get('alpha')} on {targets}"
+    trainable = summary.get("trainable_parameters")
+    return kind + (f", {trainable:,} trainable" if trainable else "")
+
+
+def _data_cell(run: Run) -> str:
+    if not run.manifest:
+        return (run.config or {}).get("data", "n/a")
+    stages = [
+        " + ".join(f"{kind} {count:,}" for kind, count in stage.get("by_kind", {}).items())
+        for stage in run.manifest.get("stages", [])
+    ]
+    data = (run.config or {}).get("data", "")
+    return f"{data}: {run.manifest.get('recipe', '')} " + " -> ".join(stages)
+
+
+def compared_table(runs: list[Run]) -> list[str]:
+    head = ["run", "model", "fine-tuning", "data (samples per type, per stage)", "steps", "wall"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in runs:
+        summary = run.summary or {}
+        steps = f"{summary['steps']:,}" if "steps" in summary else "n/a"
+        wall = f"{summary['wall_seconds'] / 60:.1f} min" if "wall_seconds" in summary else "n/a"
+        cells = [run.label, _model_cell(run), _finetune_cell(run), _data_cell(run), steps, wall]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def toy_note(runs: list[Run]) -> list[str]:
+    sizes = [r.summary["total_parameters"] for r in runs if "total_parameters" in (r.summary or {})]
+    tiny = any(((r.config or {}).get("model") or {}).get("tiny") for r in runs)
+    if not tiny and (not sizes or max(sizes) >= TOY_PARAMETERS):
+        return []
+    size = f"at most {max(sizes):,} parameters" if sizes else "tiny random BLOOMs"
+    minutes = max((r.summary or {}).get("wall_seconds", 0) for r in runs) / 60
+    return [
+        "",
+        f"**These are toy models** ({size}, each trained for at most {minutes:.1f} "
+        "minutes): the scores show that the pipeline works end to end, "
+        "not what AlignInstruct or LoRA do at scale. The commands for a real BLOOMZ "
+        "(560m to 7b1 on OPUS-100) are in the README (Training, Evaluation).",
+    ]
+
+
+def settings_note(settings: PairedSettings, tests: dict[str, Any]) -> list[str]:
+    if not tests:
+        return [
+            "",
+            "No significance tests: the baseline's eval folder has no `refs/` (written by "
+            "`python -m eval run` or `score`); rescore it to add them.",
+        ]
+    if settings.paired == "bs":
+        draws = f"{settings.n:,} resamples"
+    else:
+        draws = f"{settings.n:,} trials (intervals: {settings.confidence_resamples:,} resamples)"
+    return [
+        "",
+        f"Significance: {TEST_NAMES[settings.paired]} against the baseline with sacreBLEU's "
+        f"own `PairedTest`, {draws}, seed {settings.seed}. Scores are shown as `score "
+        "(bootstrap mean ± half-width of the 95% interval)`; `p` is the p-value of the "
+        "difference to the baseline, `*` marks p < 0.05 (a zero difference never). COMET is "
+        "tested as the mean of its segment scores with the same code.",
+    ]
+
+
+# --- AlignInstruct --------------------------------------------------------------------
+
+
+def align_table(runs: list[Run]) -> list[str]:
+    head = ["run", "trained on", "accuracy", "precision (True)", "recall (True)",
+            "True share", "samples"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in runs:
+        kinds = run.kinds()
+        trained = "n/a" if kinds is None else "+".join(kinds)
+        if kinds is not None and "align" not in kinds:
+            trained += " (no AlignInstruct: untrained baseline)"
+        a = run.align
+        if a is None:
+            lines.append(f"| {run.label} | {trained} | not measured | | | | |")
+            continue
+        cells = [f"{a['accuracy']:.3f}", _fmt3(a["precision_true"]), _fmt3(a["recall_true"]),
+                 f"{a['true_share']:.2f}", f"{a['samples']:,}"]  # fmt: skip
+        lines.append("| " + " | ".join([run.label, trained, *cells]) + " |")
+    return lines
+
+
+def _fmt3(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+# --- the report -----------------------------------------------------------------------
+
+
+def _select_base(runs: list[Run], baseline: str | None) -> Run:
     labels = [r.label for r in runs]
-    if len(set(labels)) != len(labels):
-        raise ConfigError("report", [f"run folder names must differ to label columns: {labels}"])
     if baseline is not None and baseline not in labels:
         raise ConfigError("--baseline", [f"{baseline!r} is not one of the runs {labels}"])
-    base = next(r for r in runs if r.label == (baseline or labels[0]))
+    return next(r for r in runs if r.label == (baseline or labels[0]))
+
+
+def report(
+    paths: list[str], out: str | Path, baseline: str | None = None,
+    settings: PairedSettings | None = None, labels: str | None = None,
+) -> str:  # fmt: skip
+    settings = settings or PairedSettings()
+    runs = [load_run(p) for p in paths]
+    assign_labels(runs, labels)
+    base = _select_base(runs, baseline)
     metrics = [m for m in METRICS if base.value("all", m) is not None]
+    tests = significance(runs, base, settings) if len(runs) > 1 else {}
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"# Comparison against {base.label}", ""]
-    lines += [headline(r, base, metrics) for r in runs if r is not base] or [
+    lines = [f"# Comparison against {base.label}", "", "## What was compared", ""]
+    lines += compared_table(runs) + toy_note(runs)
+    lines += ["", "## Results", ""]
+    lines += [headline(r, base, metrics, tests) for r in runs if r is not base] or [
         "(one run: no comparison)"
     ]
+    lines += settings_note(settings, tests) if len(runs) > 1 else []
     for metric in metrics:
-        lines += ["", f"## {metric}", "", *metric_table(runs, base, metric)]
+        lines += ["", f"## {METRIC_TITLES[metric]}", "", *metric_table(runs, base, metric, tests)]
+    lines += ["", "## AlignInstruct accuracy (held-out dev samples)", "", *align_table(runs)]
     lines += ["", "## Training cost", "", *cost_table(runs), ""]
-    images = plot(runs, base, metrics, folder)
+    images = plot_all(runs, base, metrics, tests, folder)
     lines += [f"![{name}]({name})" for name in images]
     text = "\n".join(lines) + "\n"
     write_lines(folder / "report.md", text.splitlines())
     write_json(folder / "report.json", {
         "baseline": base.label,
-        "runs": {r.label: {"scores": r.scores, "training": r.summary} for r in runs},
+        "significance": {"settings": settings.record(), "directions": tests},
+        "runs": {r.label: {"eval_dir": str(r.eval_dir), "scores": r.scores,
+                           "training": r.summary, "config": r.config, "align": r.align}
+                 for r in runs},
     })  # fmt: skip
     return text

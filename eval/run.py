@@ -99,6 +99,25 @@ def decode_direction(
     return True
 
 
+def score_one(
+    config: EvalConfig, direction: Direction, test_set: TestSet, out: Path
+) -> dict[str, Any]:
+    """Scores of one direction; its references (and COMET segment scores) are written
+    beside the hypotheses, for the report's paired significance tests."""
+    refs = test_set.references
+    ref_name = str(direction.files[-1]) if direction.files else direction.corpus.path
+    hyps = read_hypotheses(out / "hyps" / f"{direction.name}.txt", refs, ref_name)
+    entry = {"group": direction.group, **score_direction(hyps, refs, direction.tgt)}
+    write_lines(out / "refs" / f"{direction.name}.txt", refs)
+    if config.comet:
+        from eval.comet_score import comet_score
+
+        system, segments = comet_score(config.comet, test_set.sources, hyps, refs)
+        entry["comet"] = round(100 * system, 2)
+        write_lines(out / "comet" / f"{direction.name}.txt", map(repr, segments))
+    return entry
+
+
 def score_all(
     config: EvalConfig, grid: GridConfig, found: list[Direction], test_sets: dict[str, TestSet]
 ) -> dict[str, Any]:
@@ -106,20 +125,7 @@ def score_all(
     out = Path(config.out or ".")
     if config.comet:
         load_comet_checked(config.comet)
-    per_direction: dict[str, dict[str, Any]] = {}
-    for direction in found:
-        test_set = test_sets[direction.name]
-        refs = test_set.references
-        hyp_path = out / "hyps" / f"{direction.name}.txt"
-        ref_name = str(direction.files[-1]) if direction.files else direction.corpus.path
-        hyps = read_hypotheses(hyp_path, refs, ref_name)
-        entry = {"group": direction.group, **score_direction(hyps, refs, direction.tgt)}
-        if config.comet:
-            from eval.comet_score import comet_score
-
-            system = comet_score(config.comet, test_set.sources, hyps, refs)[0]
-            entry["comet"] = round(100 * system, 2)
-        per_direction[direction.name] = entry
+    per_direction = {d.name: score_one(config, d, test_sets[d.name], out) for d in found}
     avg = averages(per_direction)
     result = {
         "grid": grid.name,

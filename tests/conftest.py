@@ -7,8 +7,12 @@ are computed afresh in a per-session cache, so the aligners really run.
 
 from __future__ import annotations
 
+import multiprocessing.process
 import os
+import socket
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,3 +73,46 @@ def built(
     out = tmp_path_factory.mktemp("built") / "shards"
     build(recipe, out, cache_dir=align_cache, progress=False)
     return out
+
+
+# Fixtures that fetch the corpus (apt-get), align it or build shards: integration only.
+INTEGRATION_FIXTURES = {"freedict_deb", "freedict_corpus", "tokenizer_dir", "built"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test is `integration` when marked so or when it uses an integration fixture,
+    else `unit`."""
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("integration") is None and uses & INTEGRATION_FIXTURES:
+            item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.unit)
+
+
+def _refuse(what: str) -> Any:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"a unit test started {what}; mark it integration")
+
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def unit_tier_stays_in_process(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unit tests really start no subprocess, no worker process and open no network
+    connection: a test that does fails here and must be marked integration."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+    monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("a subprocess"))
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", _refuse("a process"))
+    real_connect = socket.socket.connect
+
+    def local_only(sock: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and not host.startswith(("127.", "::1", "localhost", "/")):
+            raise AssertionError(f"a unit test connected to {host}; mark it integration")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", local_only)

@@ -13,20 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from core.resources import resolve, shipped_names
 from core.typed_config import ConfigError, load_config
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_PRESETS = {
     "bloomz-560m": "bigscience/bloomz-560m",
     "bloomz-1b1": "bigscience/bloomz-1b1",
     "bloomz-3b": "bigscience/bloomz-3b",
     "bloomz-7b1": "bigscience/bloomz-7b1",
 }
-DS_CONFIGS = {
-    "zero3": "ds_configs/zero3.json",
-    "zero3_offload": "ds_configs/zero3_offload.json",
-    "zero2": "ds_configs/zero2.json",
-}
+# Shipped DeepSpeed JSON (package `ds_configs`), by name: zero3, zero3_offload, zero2.
+DS_CONFIGS_PACKAGE = "ds_configs"
+# Shipped training configs (package `training.configs`), by name: tiny-cpu, bloomz-1b1-full...
+CONFIGS_PACKAGE = "training.configs"
 
 
 @dataclass(frozen=True)
@@ -98,9 +97,10 @@ class TrainConfig:
             found.append("epochs_per_stage: one or more values > 0")
         if self.max_steps_per_stage is not None and self.max_steps_per_stage < 1:
             found.append("max_steps_per_stage: must be >= 1 (or null)")
-        if self.deepspeed not in DS_CONFIGS and not Path(self.deepspeed).is_file():
+        if not self.deepspeed_path().is_file():
             found.append(
-                f"deepspeed: {self.deepspeed!r} is neither {sorted(DS_CONFIGS)} nor a file"
+                f"deepspeed: {self.deepspeed!r} is neither a file nor a shipped config "
+                f"{shipped_names(DS_CONFIGS_PACKAGE, '.json')}"
             )
         if not (Path(self.data) / "manifest.json").is_file():
             found.append(
@@ -112,12 +112,13 @@ class TrainConfig:
         return self.micro_batch_size * self.grad_accum * world_size
 
     def deepspeed_path(self) -> Path:
-        path = Path(DS_CONFIGS.get(self.deepspeed, self.deepspeed))
-        return path if path.is_absolute() else REPO_ROOT / path
+        """A JSON path, or a shipped DeepSpeed config by name (`zero3`)."""
+        return resolve(self.deepspeed, DS_CONFIGS_PACKAGE, ".json")
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    return load_config(TrainConfig, path, overrides)
+    """A config file, or a shipped config by name (`tiny-cpu`, `bloomz-1b1-lora`)."""
+    return load_config(TrainConfig, path and resolve(path, CONFIGS_PACKAGE, ".yaml"), overrides)
 
 
 def _fill(ds: dict[str, Any], key: str, value: Any, problems: list[str]) -> None:

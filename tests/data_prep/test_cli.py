@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration  # every test runs the CLI in a subprocess
 
 GOOD_RECIPE = """\
 name: cli-test

@@ -164,6 +164,7 @@ def test_lexicon_spot_check(
     assert len(full) > len(published)
 
 
+@pytest.mark.integration
 def test_bad_deb_names_the_file(tmp_path: Path) -> None:
     fake = tmp_path / "not-a-package.deb"
     fake.write_text("this is not a Debian package\n", encoding="utf-8")

@@ -255,6 +255,7 @@ def test_hf_dataset_dict_maps_dev_to_validation(hf, tmp_path: Path) -> None:
     assert str(tmp_path / "dd") in str(err.value)
 
 
+@pytest.mark.integration
 def test_hf_parquet_file_with_split_placeholder(hf, tmp_path: Path) -> None:
     hf.Dataset.from_dict({"translation": TRANSLATIONS}).to_parquet(str(tmp_path / "train.parquet"))
     spec = CorpusSpec("hf", str(tmp_path / "{split}.parquet"))

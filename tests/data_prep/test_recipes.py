@@ -6,15 +6,19 @@ from pathlib import Path
 
 import pytest
 
+from core.resources import shipped_dir
 from data_prep.build import BuildError, build
 from data_prep.contract.languages import UNSEEN_SUPERVISED
 from data_prep.contract.manifest import read_manifest
-from data_prep.recipe import RECIPES_DIR, load_recipe, parse_curriculum
+from data_prep.recipe import RECIPES_PACKAGE, load_recipe, parse_curriculum
 
 MINI = Path(__file__).resolve().parents[1] / "assets" / "opus-100-mini"
 
 
-@pytest.mark.parametrize("path", sorted(RECIPES_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+SHIPPED = sorted(shipped_dir(RECIPES_PACKAGE).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_recipe_is_valid(path: Path) -> None:
     recipe = load_recipe(path.stem)
     assert recipe.name and recipe.pairs

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.quick import quick_tiny_model
+from tests.support.quick_train import quick_tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -19,8 +19,8 @@ def trained_model(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="session")
 def tiny_ckpt(freedict_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny COMET checkpoint built offline (eval/tiny_comet.py)."""
-    from eval.tiny_comet import build_tiny_comet
+    """A tiny COMET checkpoint built offline (tests/support/tiny_comet.py)."""
+    from tests.support.tiny_comet import build_tiny_comet
 
     texts = []
     for name in ("train.de", "train.en"):

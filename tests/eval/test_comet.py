@@ -16,7 +16,7 @@ import torch
 
 from eval import comet_score as cs
 from eval.comet_score import comet_score, load_comet
-from eval.tiny_comet import build_tiny_comet
+from tests.support.tiny_comet import build_tiny_comet
 
 N_DEV = 120
 

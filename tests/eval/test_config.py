@@ -65,6 +65,7 @@ def test_every_config_problem_listed_at_once() -> None:
     assert "zeroshot: expected a list" in str(err.value)
 
 
+@pytest.mark.integration
 def test_bad_inputs_fail_before_decoding(tmp_path: Path) -> None:
     """Every bad input named at once, from the README command shape, exit 2."""
     out_file = tmp_path / "taken"
@@ -88,6 +89,7 @@ def test_bad_inputs_fail_before_decoding(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.integration
 def test_uncached_hub_model_fails_at_once_offline(tmp_path: Path) -> None:
     result = eval_cli("run", "--grid", "opus100", f"corpus.path={MINI}", "pairs=[en-af]",
                       "supervised=[]", "zeroshot=[]", "--model", "bigscience/not-a-cached-model",
@@ -99,6 +101,7 @@ def test_uncached_hub_model_fails_at_once_offline(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_output_fails_before_decoding(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
@@ -123,6 +126,7 @@ def test_comet_checkpoint_checked_without_loading(tiny_ckpt: Path, tmp_path: Pat
     assert "is a folder" in checkpoint_problems(copy)[0]
 
 
+@pytest.mark.integration
 def test_config_errors_printed_once_on_two_ranks(tmp_path: Path) -> None:
     from tests.training.conftest import TORCHRUN, free_port
 

@@ -35,7 +35,7 @@ def test_greedy_matches_generate_one_by_one_and_batched(setup) -> None:
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     with torch.inference_mode():
         alone = [generate_batch(model, [row], pad, eos, config)[0] for row in ids]
-        batched = Translator(model, tokenizer, DecodeConfig(16, 1, 40))._generate(ids, None)
+        batched = Translator(model, tokenizer, DecodeConfig(16, 1, 40)).generate(ids, None)
     decode = [cut(tokenizer.decode(t, skip_special_tokens=True)) for t in alone]
     assert ours == decode
     assert [cut(tokenizer.decode(t, skip_special_tokens=True)) for t in batched] == decode

@@ -33,6 +33,7 @@ def assert_fails_before_training(result: subprocess.CompletedProcess[str], *ment
         assert mention in result.stderr, (mention, result.stderr[-2000:])
 
 
+@pytest.mark.integration
 def test_all_problems_listed_at_once(tmp_path: Path) -> None:
     result = train_once(
         f"data={tmp_path}/none", f"run_dir={tmp_path}/run", "micro_batch_size=0",
@@ -44,6 +45,7 @@ def test_all_problems_listed_at_once(tmp_path: Path) -> None:
     assert "problem(s)" in result.stderr
 
 
+@pytest.mark.integration
 def test_missing_shard_dir(tmp_path: Path) -> None:
     result = train_once(f"data={tmp_path}/missing", f"run_dir={tmp_path}/run")
     assert_fails_before_training(result, "data:", "has no manifest.json")

@@ -1,4 +1,4 @@
-"""A tiny, locally built COMET checkpoint, for tests and offline demos only.
+"""A tiny, locally built COMET checkpoint, for tests only.
 
 `build_tiny_comet` makes a COMET `RegressionMetric` that needs nothing from a model hub:
 a sentencepiece model trained on the given texts, a randomly initialised 2-layer
@@ -15,38 +15,18 @@ of Unbabel/wmt22-comet-da, downloaded by the user beforehand).
 from __future__ import annotations
 
 import csv
-import logging
 import random
 import tempfile
-import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
+
+from eval.comet_score import quiet_lightning
 
 Triplet = tuple[str, str, str, float]
 
 ENCODER_DIR = "encoder"
 CHECKPOINT = Path("checkpoints") / "model.ckpt"
-QUIET_LOGGERS = ("pytorch_lightning", "lightning", "lightning_fabric", "comet")
-
-
-@contextmanager
-def quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's/COMET's info logging and chatty warnings for the duration."""
-    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning.*")
-            warnings.filterwarnings("ignore", message=r".*num_workers.*")
-            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
 
 
 def char_overlap(hyp: str, ref: str, max_n: int = 4, beta: float = 2.0) -> float:
