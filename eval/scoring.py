@@ -25,6 +25,11 @@ def bleu_tokenizer(target_lang: str) -> str:
     return BLEU_TOKENIZERS.get(target_lang, "13a")
 
 
+def read_lines(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle]
+
+
 def read_hypotheses(path: Path, refs: Sequence[str], ref_name: str) -> list[str]:
     """One hypothesis per reference; a missing file, a file cut mid-line or one with
     another number of lines is an error naming it (never scored)."""

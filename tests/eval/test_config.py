@@ -102,6 +102,7 @@ def test_uncached_hub_model_fails_at_once_offline(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.integration
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_output_fails_before_decoding(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
