@@ -36,7 +36,7 @@ def hub_reachable(timeout: float = 2.0) -> bool:
 def prefer_offline() -> None:
     """Offline mode for the hub client when the hub cannot be reached (set before the
     first transformers/huggingface_hub import takes effect)."""
-    if os.environ.get("HF_HUB_OFFLINE") is None and not hub_reachable():
+    if not os.environ.get("HF_HUB_OFFLINE") and not hub_reachable():  # "" counts as unset
         os.environ["HF_HUB_OFFLINE"] = "1"
 
 

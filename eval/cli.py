@@ -2,12 +2,14 @@
 
     python -m eval run --grid freedict corpus.path=runs/demo/corpus/ \
         --model runs/demo/train/export/model --out runs/demo/train/eval
+    python -m eval run --config eval.yaml decode.num_beams=4      # typed config (eval.config)
     python -m eval score --grid freedict corpus.path=... --out runs/demo/train/eval
     python -m eval report runs/a runs/b --baseline a --out reports/a-vs-b
     python -m eval align --data runs/demo/shards --model runs/demo/train/export/model \
         --out runs/demo/train/eval
 
-User mistakes exit with status 2 and one message naming the file or key.
+User mistakes exit with status 2 and one message naming the file or key, printed once
+(by rank 0 when launched on several ranks), before anything is decoded.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.dist import launched_rank
+from core.hub import prefer_offline
 from core.typed_config import ConfigError, parse_args_with_overrides
 from data_prep.contract.readers import CorpusError
 from data_prep.contract.templates import load_templates
-from eval.decode import DecodeConfig
-from eval.directions import directions, load_grid
+from eval.config import EvalConfig, flag_overrides, load_eval_config
+from eval.directions import GridConfig
 
 
 def _print_scores(result: dict | None) -> None:
@@ -31,22 +35,25 @@ def _print_scores(result: dict | None) -> None:
         print(f"{group:>10} ({values['directions']} directions): {metrics}")
 
 
-def _run(args: argparse.Namespace) -> None:
-    from eval.run import run
+def _config(args: argparse.Namespace) -> tuple[EvalConfig, GridConfig]:
+    return load_eval_config(args.config, [*flag_overrides(args), *args.overrides])
 
-    grid = load_grid(args.grid, args.overrides)
-    decode = DecodeConfig(args.batch_size, args.beams, args.max_new_tokens)
-    templates = load_templates(args.templates)
-    _print_scores(
-        run(grid, args.model, args.adapter, Path(args.out), decode, templates, args.comet)
-    )
+
+def _run(args: argparse.Namespace) -> None:
+    prefer_offline()  # before transformers reads the hub settings
+    from eval.run import prepare, run
+
+    config, grid = _config(args)
+    found, test_sets = prepare(config, grid, decoding=True)
+    _print_scores(run(config, grid, found, test_sets))
 
 
 def _score(args: argparse.Namespace) -> None:
-    from eval.run import score_all
+    from eval.run import prepare, score_all
 
-    grid = load_grid(args.grid, args.overrides)
-    _print_scores(score_all(grid, directions(grid), Path(args.out), args.comet))
+    config, grid = _config(args)
+    found, test_sets = prepare(config, grid, decoding=False)
+    _print_scores(score_all(config, grid, found, test_sets))
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -72,30 +79,28 @@ def _align(args: argparse.Namespace) -> None:
     )
 
 
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="eval config YAML (eval.config.EvalConfig)")
+    p.add_argument("--grid", help="grid YAML or shipped name (freedict, opus100); key grid")
+    p.add_argument("--out", help="eval folder; key out")
+    p.add_argument("--comet", help="COMET checkpoint (.ckpt), e.g. wmt22-comet-da's; key comet")
+    p.add_argument("overrides", nargs="*", help="eval or grid key=value overrides")
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="python -m eval", description=__doc__.split("\n")[0])
     sub = main.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="decode every direction of a grid, then score")
-    p.add_argument(
-        "--grid", default="freedict", help="grid YAML or shipped name (freedict, opus100)"
-    )
-    p.add_argument(
-        "--model", required=True, help="model folder or hub name (base model with --adapter)"
-    )
+    _config_flags(p)
+    p.add_argument("--model", help="model folder or hub name (base model with --adapter)")
     p.add_argument("--adapter", help="LoRA adapter folder, merged into --model")
-    p.add_argument("--out", required=True)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--beams", type=int, default=1)
-    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--batch-size", type=int, help="key decode.batch_size (default 64)")
+    p.add_argument("--beams", type=int, help="key decode.num_beams (default 1: greedy)")
+    p.add_argument("--max-new-tokens", type=int, help="key decode.max_new_tokens (default 128)")
     p.add_argument("--templates", help="template overrides (YAML), as used for the training data")
-    p.add_argument("--comet", help="COMET checkpoint (.ckpt), e.g. wmt22-comet-da's")
-    p.add_argument("overrides", nargs="*", help="grid key=value overrides")
     p.set_defaults(run=_run)
     p = sub.add_parser("score", help="score the hypotheses already in --out")
-    p.add_argument("--grid", default="freedict")
-    p.add_argument("--out", required=True)
-    p.add_argument("--comet")
-    p.add_argument("overrides", nargs="*")
+    _config_flags(p)
     p.set_defaults(run=_score)
     p = sub.add_parser("report", help="compare evaluated runs")
     p.add_argument("runs", nargs="+", help="run folders (with eval/) or eval folders")
@@ -133,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except (ConfigError, CorpusError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        if launched_rank() == 0:  # every rank checks the same inputs: one message
+            print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import warnings
+import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 _MODELS: dict[str, Any] = {}
 
@@ -38,6 +41,33 @@ def quiet_lightning() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+def checkpoint_problems(checkpoint: str | Path, key: str = "comet") -> list[str]:
+    """Why `checkpoint` cannot be a COMET checkpoint, found without loading it: a missing
+    file, no `hparams.yaml` two folders up (COMET reads its model class there), or a file
+    that is not a complete PyTorch checkpoint (zip archive)."""
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "no such file"
+        return [
+            f"{key}: {checkpoint}: {what}; expected a COMET checkpoint file "
+            "(e.g. wmt22-comet-da/checkpoints/model.ckpt)"
+        ]
+    found = []
+    hparams = path.parents[1] / "hparams.yaml"
+    try:
+        identifier = (yaml.safe_load(hparams.read_text(encoding="utf-8")) or {})["class_identifier"]
+        if not isinstance(identifier, str):
+            raise TypeError(identifier)
+    except FileNotFoundError:
+        found.append(f"{key}: {hparams}: missing; COMET reads it two folders above the checkpoint")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError) as err:
+        found.append(f"{key}: {hparams}: no readable class_identifier ({err!r})")
+    if not zipfile.is_zipfile(path):
+        found.append(f"{key}: {checkpoint}: not a complete PyTorch checkpoint (cut short or "
+                     "another kind of file)")  # fmt: skip
+    return found
 
 
 def load_comet(checkpoint: str | Path) -> Any:

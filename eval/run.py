@@ -6,16 +6,17 @@
     python -m eval run --grid opus100 corpus.path=/data/opus-100-corpus \
         --model bigscience/bloomz-1b1 --adapter runs/lora/export/adapter --beams 4 --out ...
 
-Output: `hyps/{src}-{tgt}.txt` (one file per direction, written atomically: a file that
-exists is finished, and a rerun skips it), `hyps/{src}-{tgt}.meta.json` (what produced
-it), and `scores.{json,csv,md}`.
+Every input is checked and every test set read before the model is loaded (`prepare`).
+Output: `hyps/{src}-{tgt}.txt` (one file per direction, written atomically),
+`hyps/{src}-{tgt}.meta.json` (what produced it; a rerun skips a direction only when it
+is equal and the file complete, see eval.provenance), `scores.{json,csv,md}` and
+`eval_config.json` (the resolved config and grid).
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,25 @@ from tqdm import tqdm
 from core.dist import init_process_group
 from core.fileio import write_json, write_lines
 from core.typed_config import ConfigError
-from data_prep.contract.templates import Templates
-from eval.decode import DecodeConfig, Translator
-from eval.directions import Direction, GridConfig, directions, missing_files, names, read_test_set
-from eval.scoring import averages, check_lengths, read_lines, score_direction, to_csv, to_markdown
+from data_prep.contract.templates import Templates, load_templates
+from eval.checks import input_problems
+from eval.config import EvalConfig, save_resolved
+from eval.decode import Translator
+from eval.directions import Direction, GridConfig, TestSet, directions, read_test_sets
+from eval.provenance import FileHashes, meta_for, producer, reusable
+from eval.scoring import averages, read_hypotheses, score_direction, to_csv, to_markdown
+
+
+def prepare(
+    config: EvalConfig, grid: GridConfig, decoding: bool
+) -> tuple[list[Direction], dict[str, TestSet]]:
+    """The grid's directions and test sets, after every input was checked (ConfigError
+    listing every problem, or CorpusError naming each unreadable test set)."""
+    found = directions(grid)
+    problems = input_problems(config, found, decoding)
+    if problems:
+        raise ConfigError(f"eval {'run' if decoding else 'score'}", problems)
+    return found, read_test_sets(found)
 
 
 def load_model(model: str, adapter: str | None) -> tuple[Any, Any]:
@@ -39,8 +55,8 @@ def load_model(model: str, adapter: str | None) -> tuple[Any, Any]:
     try:
         lm = AutoModelForCausalLM.from_pretrained(model, torch_dtype="auto")
         tokenizer = AutoTokenizer.from_pretrained(adapter or model)
-    except OSError as err:
-        raise ConfigError("--model", [f"cannot load {adapter or model!r}: {err}"]) from None
+    except (OSError, ValueError) as err:
+        raise ConfigError("model", [f"cannot load {adapter or model!r}: {err}"]) from None
     if adapter:
         from peft import PeftModel
 
@@ -50,91 +66,102 @@ def load_model(model: str, adapter: str | None) -> tuple[Any, Any]:
     return lm.eval(), tokenizer
 
 
-def meta_for(
-    direction: Direction, args: dict[str, Any], templates: Templates, n: int
-) -> dict[str, Any]:
-    return {
-        "direction": direction.name,
-        "model": args["model"],
-        "adapter": args.get("adapter"),
-        "template_version": templates.version,
-        "decode": args["decode"],
-        "sentences": n,
-    }
+def load_comet_checked(checkpoint: str) -> None:
+    """Load (and cache) the COMET model before decoding, so a bad checkpoint fails first."""
+    from eval.comet_score import load_comet
+
+    try:
+        load_comet(checkpoint)
+    except Exception as err:  # COMET raises bare Exception for its own checks
+        raise ConfigError("comet", [f"{checkpoint}: cannot load the COMET model: {err}"]) from None
 
 
 def decode_direction(
-    grid: GridConfig, direction: Direction, translator: Translator, templates: Templates,
-    out: Path, args: dict[str, Any], show: bool,
+    direction: Direction, test_set: TestSet, translator: Translator, templates: Templates,
+    out: Path, meta: dict[str, Any], show: bool,
 ) -> bool:  # fmt: skip
-    """Decode one direction unless an identical, finished result exists. True if decoded."""
-    sources, _ = read_test_set(grid, direction)
-    hyp_path, meta_path = (
-        out / "hyps" / f"{direction.name}.txt",
-        out / "hyps" / f"{direction.name}.meta.json",
-    )
-    meta = meta_for(direction, args, templates, len(sources))
-    if hyp_path.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
+    """Decode one direction unless an identical, complete result exists. True if decoded."""
+    hyp_path = out / "hyps" / f"{direction.name}.txt"
+    meta_path = out / "hyps" / f"{direction.name}.meta.json"
+    if reusable(hyp_path, meta_path, meta):
         return False
-    l1, l2 = names(grid, direction)
-    prompts = [templates.mt(l1, l2, source)[0] for source in sources]
+    hyp_path.unlink(missing_ok=True)  # the meta may change first: no stale pair survives a kill
+    l1, l2 = direction.src_name, direction.tgt_name
+    prompts = [templates.mt(l1, l2, source)[0] for source in test_set.sources]
+    start = time.perf_counter()
     with tqdm(total=len(prompts), desc=direction.name, unit="sent", disable=not show) as bar:
         hyps = translator.translate(prompts, progress=bar.update)
+    seconds = time.perf_counter() - start
+    print(f"{direction.name}: {len(hyps)} sentences in {seconds:.1f} s "
+          f"({len(hyps) / max(seconds, 1e-9):.1f} sentences/s)", flush=True)  # fmt: skip
     write_json(meta_path, meta)
     write_lines(hyp_path, hyps)  # last: its existence marks the direction finished
     return True
 
 
-def score_all(
-    grid: GridConfig, found: list[Direction], out: Path, comet: str | None
+def score_one(
+    config: EvalConfig, direction: Direction, test_set: TestSet, out: Path
 ) -> dict[str, Any]:
-    """Score every direction's hypotheses; write scores.json, .csv and .md."""
-    per_direction: dict[str, dict[str, Any]] = {}
-    for direction in found:
-        sources, refs = read_test_set(grid, direction)
-        hyp_path = out / "hyps" / f"{direction.name}.txt"
-        hyps = read_lines(hyp_path)
-        check_lengths(hyp_path, hyps, str(direction.files[-1]), refs)
-        entry = {"group": direction.group, **score_direction(hyps, refs, direction.tgt)}
-        # References (and COMET segment scores) beside the hypotheses: the report's
-        # paired significance tests need them.
-        write_lines(out / "refs" / f"{direction.name}.txt", refs)
-        if comet:
-            from eval.comet_score import comet_score
+    """Scores of one direction; its references (and COMET segment scores) are written
+    beside the hypotheses, for the report's paired significance tests."""
+    refs = test_set.references
+    ref_name = str(direction.files[-1]) if direction.files else direction.corpus.path
+    hyps = read_hypotheses(out / "hyps" / f"{direction.name}.txt", refs, ref_name)
+    entry = {"group": direction.group, **score_direction(hyps, refs, direction.tgt)}
+    write_lines(out / "refs" / f"{direction.name}.txt", refs)
+    if config.comet:
+        from eval.comet_score import comet_score
 
-            system, segments = comet_score(comet, sources, hyps, refs)
-            entry["comet"] = round(100 * system, 2)
-            write_lines(out / "comet" / f"{direction.name}.txt", map(repr, segments))
-        per_direction[direction.name] = entry
+        system, segments = comet_score(config.comet, test_set.sources, hyps, refs)
+        entry["comet"] = round(100 * system, 2)
+        write_lines(out / "comet" / f"{direction.name}.txt", map(repr, segments))
+    return entry
+
+
+def score_all(
+    config: EvalConfig, grid: GridConfig, found: list[Direction], test_sets: dict[str, TestSet]
+) -> dict[str, Any]:
+    """Score every direction's hypotheses; write scores.json, .csv, .md and the config."""
+    out = Path(config.out or ".")
+    if config.comet:
+        load_comet_checked(config.comet)
+    per_direction = {d.name: score_one(config, d, test_sets[d.name], out) for d in found}
     avg = averages(per_direction)
     result = {
         "grid": grid.name,
         "directions": per_direction,
         "averages": avg,
-        "comet_checkpoint": comet,
+        "comet_checkpoint": config.comet,
     }
     write_json(out / "scores.json", result)
     write_lines(out / "scores.csv", to_csv(per_direction).splitlines())
     write_lines(out / "scores.md", to_markdown(per_direction, avg).splitlines())
+    save_resolved(config, grid)
     return result
 
 
-def run(grid: GridConfig, model: str, adapter: str | None, out: Path, decode: DecodeConfig,
-        templates: Templates, comet: str | None) -> dict[str, Any] | None:  # fmt: skip
-    found = directions(grid)
-    missing = missing_files(found)
-    if missing:
-        listed = "\n".join(f"  - {m}" for m in missing)
-        raise ConfigError(grid.name, [f"{len(missing)} test file(s) missing:\n{listed}"])
+def run(
+    config: EvalConfig, grid: GridConfig, found: list[Direction], test_sets: dict[str, TestSet]
+) -> dict[str, Any] | None:
+    """Decode this rank's share of the directions, then (rank 0) score them all."""
+    assert config.model is not None  # checked by prepare
     rank, world = init_process_group()
-    lm, tokenizer = load_model(model, adapter)
-    translator = Translator(lm, tokenizer, decode)
-    args = {"model": model, "adapter": adapter, "decode": asdict(decode)}
+    if rank == 0 and config.comet:
+        load_comet_checked(config.comet)
+    templates = load_templates(config.templates)
+    lm, tokenizer = load_model(config.model, config.adapter)
+    translator = Translator(lm, tokenizer, config.decode)
+    shared = producer(config.model, config.adapter, lm, templates, config.decode)
+    hashes, out = FileHashes(), Path(config.out or ".")
     for direction in found[rank::world]:
-        decode_direction(grid, direction, translator, templates, out, args, show=True)
+        test_set = test_sets[direction.name]
+        meta = meta_for(direction, test_set, shared, hashes.of(direction))
+        show = rank == 0
+        if not decode_direction(direction, test_set, translator, templates, out, meta, show):
+            print(f"{direction.name}: finished by an identical run, not decoded again")
     if world > 1:
         dist.barrier()
-    result = score_all(grid, found, out, comet) if rank == 0 else None
+    result = score_all(config, grid, found, test_sets) if rank == 0 else None
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -30,11 +30,25 @@ def read_lines(path: Path) -> list[str]:
     return readers.read_lines(path)
 
 
-def check_lengths(hyp_path: Path, hyps: Sequence[str], ref_path: str, refs: Sequence[str]) -> None:
+def read_hypotheses(path: Path, refs: Sequence[str], ref_name: str) -> list[str]:
+    """One hypothesis per reference; a missing file, a file cut mid-line or one with
+    another number of lines is an error naming it (never scored)."""
+    again = "run `python -m eval run` again to decode it"
+    if not path.is_file():
+        raise CorpusError(f"{path}: no such hypothesis file; {again}")
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        raise CorpusError(f"{path}: the last line has no newline (cut mid-line?); {again}")
+    try:
+        hyps = data.decode("utf-8").split("\n")[:-1] if data else []
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"{path}: not valid UTF-8 at byte {err.start}; {again}") from None
     if len(hyps) != len(refs):
         raise CorpusError(
-            f"{hyp_path} has {len(hyps)} lines but the references ({ref_path}) have {len(refs)}"
+            f"{path} has {len(hyps)} lines but the references ({ref_name}) have {len(refs)}; "
+            f"{again}"
         )
+    return hyps
 
 
 def score_direction(hyps: Sequence[str], refs: Sequence[str], target_lang: str) -> dict[str, Any]:

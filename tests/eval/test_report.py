@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.directions import directions, load_grid
+from eval.config import EvalConfig
+from eval.directions import directions, load_grid, read_test_sets
 from eval.report import read_curves
 from eval.run import score_all
 from tests.conftest import REPO_ROOT
@@ -100,10 +101,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for lang in ("de", "en"):
         (corpus / f"test.{lang}").write_text("\n".join(sentences(lang, rng)) + "\n")
     grid = load_grid("freedict", [f"corpus.path={corpus}/"])
+    found = directions(grid)
+    test_sets = read_test_sets(found)
     result = {}
     for seed, name in enumerate(RUNS):
         result[name] = write_run(root, name, corpus, seed)
-        score_all(grid, directions(grid), result[name] / "eval", None)
+        score_all(EvalConfig(out=str(result[name] / "eval")), grid, found, test_sets)
     result["corpus"] = corpus
     return result
 

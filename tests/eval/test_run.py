@@ -41,8 +41,12 @@ def evaluated(
     return out
 
 
-def test_outputs_and_averages(evaluated: Path) -> None:
+def test_outputs_and_averages(evaluated: Path, trained_model: Path) -> None:
     scores = json.loads((evaluated / "scores.json").read_text())
+    resolved = json.loads((evaluated / "eval_config.json").read_text())  # beside the scores
+    assert resolved["eval"]["model"] == str(trained_model)
+    assert resolved["eval"]["decode"]["max_new_tokens"] == 40
+    assert resolved["grid"]["max_sentences"] == 60 and resolved["grid"]["name"] == "freedict"
     assert set(scores["directions"]) == {"de-en", "en-de"}
     assert scores["directions"]["de-en"]["group"] == "X->en"
     assert scores["averages"]["all"]["directions"] == 2
@@ -140,9 +144,10 @@ def test_missing_test_files_listed_at_once(trained_model: Path, tmp_path: Path) 
         tmp_path / "o",
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    # 78 directions x 2 files, less the 8 the mini tree has (en<->af and de<->nl)
-    assert "148 test file(s) missing" in result.stderr
-    assert "supervised/am-en/opus.am-en-test.am" in result.stderr
+    # 39 language pairs x 2 files (both directions of a pair share them), each listed
+    # once, less the 4 the mini tree has (en-af and de-nl)
+    assert "74 test file(s) missing" in result.stderr
+    assert result.stderr.count("supervised/am-en/opus.am-en-test.am\n") == 1
     assert not (tmp_path / "o").exists()
 
 
