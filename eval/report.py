@@ -23,10 +23,10 @@ from typing import Any
 
 from core.fileio import write_json, write_lines
 from core.typed_config import ConfigError
-from data_prep.contract.readers import CorpusError
+from data_prep.contract.readers import CorpusError, read_lines
 from eval.report_plots import plot_all
 from eval.scoring import AVERAGE_GROUPS as AVERAGE_ROWS
-from eval.scoring import METRICS, read_lines
+from eval.scoring import METRICS
 from eval.significance import PairedSettings, paired_segment_tests, paired_text_tests
 
 COST_KEYS = (

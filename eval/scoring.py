@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,13 @@ def bleu_tokenizer(target_lang: str) -> str:
     return BLEU_TOKENIZERS.get(target_lang, "13a")
 
 
-def read_lines(path: Path) -> list[str]:
-    return readers.read_lines(path)
+def _ends_with_newline(path: Path) -> bool:
+    """An empty file, or one whose last byte ends a line (a killed writer leaves neither)."""
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return True
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def read_hypotheses(path: Path, refs: Sequence[str], ref_name: str) -> list[str]:
@@ -36,13 +42,12 @@ def read_hypotheses(path: Path, refs: Sequence[str], ref_name: str) -> list[str]
     again = "run `python -m eval run` again to decode it"
     if not path.is_file():
         raise CorpusError(f"{path}: no such hypothesis file; {again}")
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
+    if not _ends_with_newline(path):
         raise CorpusError(f"{path}: the last line has no newline (cut mid-line?); {again}")
     try:
-        hyps = data.decode("utf-8").split("\n")[:-1] if data else []
-    except UnicodeDecodeError as err:
-        raise CorpusError(f"{path}: not valid UTF-8 at byte {err.start}; {again}") from None
+        hyps = readers.read_lines(path)
+    except CorpusError as err:
+        raise CorpusError(f"{err}; {again}") from None
     if len(hyps) != len(refs):
         raise CorpusError(
             f"{path} has {len(hyps)} lines but the references ({ref_name}) have {len(refs)}; "
