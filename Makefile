@@ -99,19 +99,18 @@ $(D)/$(1)-%/eval/scores.json: $(EXPORT_$(1)) $(D)/corpus/train.de $(EVAL_SRC)
 	$(PY) -m eval run --grid freedict corpus.path=$(D)/corpus/ --max-new-tokens 64 \
 		$$(MODEL_$(1)) --out $$(@D)
 
-$(D)/$(1)-%/align/done: $(EXPORT_$(1)) $(ALIGN_DATA)/manifest.json $(EVAL_SRC)
-	rm -rf $$(@D)
+# After eval run (which starts from an empty eval/): align.json goes beside scores.json.
+$(D)/$(1)-%/eval/align.json: $(D)/$(1)-%/eval/scores.json $(ALIGN_DATA)/manifest.json
 	$(PY) -m eval align --data $(ALIGN_DATA) $$(MODEL_$(1)) --out $$(@D)
-	touch $$@
 endef
 $(foreach kind,full lora,$(eval $(call eval_rules,$(kind))))
 
-$(D)/report/report.md: $(foreach r,$(DEMO_RUNS),$(D)/$(r)/eval/scores.json $(D)/$(r)/align/done) \
+$(D)/report/report.md: $(foreach r,$(DEMO_RUNS),$(D)/$(r)/eval/scores.json $(D)/$(r)/eval/align.json) \
 		$(EVAL_SRC)
 	$(PY) -m eval report $(addprefix $(D)/,$(DEMO_RUNS)) --baseline full-mt --out $(D)/report
 
 .PRECIOUS: $(D)/shards-%/manifest.json $(D)/full-%/export/model/model.safetensors \
-	$(D)/lora-%/export/adapter/adapter_config.json $(D)/%/eval/scores.json $(D)/%/align/done
+	$(D)/lora-%/export/adapter/adapter_config.json $(D)/%/eval/scores.json $(D)/%/eval/align.json
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
