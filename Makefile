@@ -20,21 +20,97 @@ $(STAMP): setup.py requirements/constraints.txt
 	$(PY) -m pip install -q -c requirements/constraints.txt -e ".[all]"
 	touch $(STAMP)
 
-# The demo answers the paper's question on real data at toy scale: MT alone versus
-# MT+Align->MT, same tiny model, same steps of MT at the end, then eval and a report.
-DS := OMP_NUM_THREADS=1 $(VENV)/bin/deepspeed --num_accelerators 2 training/train.py \
-	--config training/configs/tiny-cpu.yaml
-demo: $(STAMP)
-	$(PY) -m data_prep demo --out $(DEMO_OUT)
-	$(PY) -m data_prep build freedict corpus.path=$(DEMO_OUT)/corpus/ \
-		tokenizer=$(DEMO_OUT)/tokenizer curriculum=MT --out $(DEMO_OUT)/shards-mt --overwrite
-	$(DS) data=$(DEMO_OUT)/shards-mt run_dir=$(DEMO_OUT)/mt
-	$(DS) data=$(DEMO_OUT)/shards run_dir=$(DEMO_OUT)/mt-align-mt
-	for run in mt mt-align-mt; do \
-		$(PY) -m eval run --grid freedict corpus.path=$(DEMO_OUT)/corpus/ --max-new-tokens 64 \
-			--model $(DEMO_OUT)/$$run/export/model --out $(DEMO_OUT)/$$run/eval || exit 1; \
-	done
-	$(PY) -m eval report $(DEMO_OUT)/mt $(DEMO_OUT)/mt-align-mt --baseline mt --out $(DEMO_OUT)/report
+# The demo answers the paper's question at toy scale, on real data: {full, LoRA} x
+# {MT, MT+Align->MT} from one shared base model, same data, batch, seed and step budget,
+# each evaluated on the FreeDict test grid and on held-out AlignInstruct samples, in one
+# report against full / MT. Every step is a file target on its inputs (code, configs,
+# data), so a rerun redoes only what changed; a training run folder is resumed only when
+# it was started by the same command on the same inputs, and removed first otherwise.
+D := $(DEMO_OUT)
+DEMO_PORT ?= 29500
+# Optimizer steps of the base stage, and of each fine-tuning run: the MT runs take
+# DEMO_STEPS steps of MT, the MT+Align->MT runs DEMO_STEPS/2 steps in each stage.
+BASE_STEPS ?= 300
+DEMO_STEPS ?= 300
+DEMO_RUNS := full-mt full-mt-align-mt lora-mt lora-mt-align-mt
+CURRICULUM_text := Text
+CURRICULUM_mt := MT
+CURRICULUM_mt-align-mt := MT+Align->MT
+STEPS_mt := $(DEMO_STEPS)
+STEPS_mt-align-mt := $(shell echo $$(( $(DEMO_STEPS) / 2 )))
+BASE := $(D)/base/export/model
+LAUNCH = OMP_NUM_THREADS=1 $(VENV)/bin/deepspeed --num_accelerators 2 --master_port $(DEMO_PORT) \
+	training/train.py
+CONTRACT := $(wildcard core/*.py data_prep/contract/*.py)
+DATA_SRC := $(CONTRACT) $(wildcard data_prep/*.py) data_prep/recipes/freedict.yaml
+TRAIN_SRC := $(CONTRACT) $(wildcard training/*.py) ds_configs/zero3.json
+EVAL_SRC := $(CONTRACT) $(wildcard eval/*.py) eval/grids/freedict.yaml
+# $(call fresh_run,RUN_DIR,COMMAND): run COMMAND in RUN_DIR; keep (resume) what is there
+# only when the command and the contents of every prerequisite are the same as then.
+define fresh_run
+	@key=$$(echo '$(2)' | cat - $^ | sha256sum | cut -c1-16); \
+	if [ "$$(cat $(1)/inputs.sha256 2>/dev/null)" != "$$key" ]; then \
+		rm -rf $(1) && mkdir -p $(1) && echo $$key > $(1)/inputs.sha256; fi
+	$(2)
+endef
+
+demo: $(STAMP) $(D)/report/report.md
+	@echo "demo report: $(D)/report/report.md"
+
+$(D)/corpus/train.de: data_prep/freedict.py
+	rm -rf $(D)/corpus
+	$(PY) -m data_prep freedict --out $(D)/corpus
+
+$(D)/tokenizer/tokenizer.json: $(D)/corpus/train.de data_prep/tokenizer.py
+	$(PY) -m data_prep tokenizer --out $(D)/tokenizer --vocab-size 4000 \
+		$(D)/corpus/train.de $(D)/corpus/train.en
+
+$(D)/shards-%/manifest.json: $(D)/tokenizer/tokenizer.json $(D)/corpus/train.de $(DATA_SRC)
+	$(PY) -m data_prep build freedict corpus.path=$(D)/corpus/ tokenizer=$(D)/tokenizer \
+		"curriculum=$(CURRICULUM_$*)" --out $(D)/shards-$* --overwrite
+
+# The base: the tiny random BLOOM after a short causal-LM stage on the plain-text shards.
+$(BASE)/model.safetensors: $(D)/shards-text/manifest.json training/configs/tiny-cpu-base.yaml \
+		$(TRAIN_SRC)
+	$(call fresh_run,$(D)/base,$(LAUNCH) --config training/configs/tiny-cpu-base.yaml \
+		data=$(D)/shards-text run_dir=$(D)/base max_steps_per_stage=$(BASE_STEPS))
+
+$(D)/full-%/export/model/model.safetensors: $(D)/shards-%/manifest.json $(BASE)/model.safetensors \
+		training/configs/tiny-cpu.yaml $(TRAIN_SRC)
+	$(call fresh_run,$(D)/full-$*,$(LAUNCH) --config training/configs/tiny-cpu.yaml \
+		model.tiny=false model.name=$(BASE) data=$(D)/shards-$* run_dir=$(D)/full-$* \
+		max_steps_per_stage=$(STEPS_$*))
+
+$(D)/lora-%/export/adapter/adapter_config.json: $(D)/shards-%/manifest.json \
+		$(BASE)/model.safetensors training/configs/tiny-cpu-lora.yaml $(TRAIN_SRC)
+	$(call fresh_run,$(D)/lora-$*,$(LAUNCH) --config training/configs/tiny-cpu-lora.yaml \
+		model.name=$(BASE) data=$(D)/shards-$* run_dir=$(D)/lora-$* \
+		max_steps_per_stage=$(STEPS_$*))
+
+# What each run is evaluated with: a full model folder, or the base plus a LoRA adapter.
+MODEL_full = --model $(D)/full-$*/export/model
+MODEL_lora = --model $(BASE) --adapter $(D)/lora-$*/export/adapter
+EXPORT_full = $(D)/full-%/export/model/model.safetensors
+EXPORT_lora = $(D)/lora-%/export/adapter/adapter_config.json
+ALIGN_DATA := $(D)/shards-mt-align-mt
+define eval_rules
+$(D)/$(1)-%/eval/scores.json: $(EXPORT_$(1)) $(D)/corpus/train.de $(EVAL_SRC)
+	rm -rf $$(@D)
+	$(PY) -m eval run --grid freedict corpus.path=$(D)/corpus/ --max-new-tokens 64 \
+		$$(MODEL_$(1)) --out $$(@D)
+
+# After eval run (which starts from an empty eval/): align.json goes beside scores.json.
+$(D)/$(1)-%/eval/align.json: $(D)/$(1)-%/eval/scores.json $(ALIGN_DATA)/manifest.json
+	$(PY) -m eval align --data $(ALIGN_DATA) $$(MODEL_$(1)) --out $$(@D)
+endef
+$(foreach kind,full lora,$(eval $(call eval_rules,$(kind))))
+
+$(D)/report/report.md: $(foreach r,$(DEMO_RUNS),$(D)/$(r)/eval/scores.json $(D)/$(r)/eval/align.json) \
+		$(EVAL_SRC)
+	$(PY) -m eval report $(addprefix $(D)/,$(DEMO_RUNS)) --baseline full-mt --out $(D)/report
+
+.PRECIOUS: $(D)/shards-%/manifest.json $(D)/full-%/export/model/model.safetensors \
+	$(D)/lora-%/export/adapter/adapter_config.json $(D)/%/eval/scores.json $(D)/%/eval/align.json
 
 # Everything (unit + integration: real 2-rank launches, Slurm, installs).
 test: $(STAMP)

@@ -6,6 +6,8 @@
     corpus/{src}-{tgt}.{src|tgt}       cleaned, line-aligned text
     alignments/{src}-{tgt}.{method}    symmetrised Pharaoh links (when a stage needs them)
     stage1-mt+align/shard-*.{bin,idx}  token and loss-mask shards, one folder per stage
+    dev/shard-*.{bin,idx}, dev/corpus/ MTInstruct samples of the dev split (when there is one)
+    dev/align.jsonl                    held-out AlignInstruct samples (when a stage uses Align)
     recipe.yaml, manifest.json         the resolved recipe; counts, identities, sha256s
 """
 
@@ -13,12 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +47,7 @@ from data_prep.instructions import (
     Sample,
     collect_stats,
 )
-from data_prep.recipe import Recipe, stage_name
+from data_prep.recipe import UNALIGNED_TYPES, Recipe, stage_name
 from data_prep.shards import ShardWriter, encode_stream
 from data_prep.wordtok import WORDTOK_VERSION, words
 
@@ -116,7 +120,7 @@ def _build_into(recipe: Recipe, work: Path, cache_dir: Path, progress: bool) -> 
         for code in p.split("-")
     }
     stages = recipe.stages()
-    needs_links = any(kind != "mt" for kinds in stages for kind in kinds)
+    needs_links = any(kind not in UNALIGNED_TYPES for kinds in stages for kind in kinds)
     pairs = [_prepare_pair(recipe, src, tgt, work) for src, tgt in recipe.language_pairs()]
     if needs_links:
         for pair in pairs:
@@ -128,6 +132,7 @@ def _build_into(recipe: Recipe, work: Path, cache_dir: Path, progress: bool) -> 
         stage_entries.append(
             _build_stage(recipe, settings, kinds, pairs, work / name, identity, progress)
         )
+    dev = _build_dev(recipe, work, pairs, (templates, names, identity), cache_dir, progress)
     write_lines(work / "recipe.yaml", yaml.safe_dump(to_dict(recipe), sort_keys=False).splitlines())
     manifest = {
         "manifest_version": MANIFEST_VERSION,
@@ -143,6 +148,8 @@ def _build_into(recipe: Recipe, work: Path, cache_dir: Path, progress: bool) -> 
         "stages": stage_entries,
         "build_seconds": round(time.time() - started, 2),
     }
+    if dev is not None:
+        manifest["dev"] = dev
     write_json(work / "manifest.json", manifest)
     return manifest
 
@@ -317,3 +324,111 @@ def _corpus_entry(pair: PairData, work: Path) -> dict[str, Any]:
     if pair.alignment is not None:
         entry["alignment_cache_key"] = pair.alignment.key
     return entry
+
+
+# The dev split: held-out MTInstruct shards (both directions, for a dev loss) and, when the
+# recipe trains AlignInstruct, held-out AlignInstruct samples (to measure whether the
+# model learned the discriminator). Dev pairs are word-aligned jointly with the training
+# pairs (an aligner on 500 sentences alone is poor), with the same aligner settings; the
+# link-consistency statistics come from that joint corpus, and only dev lines become samples.
+
+
+def dev_available(recipe: Recipe, src: str, tgt: str) -> bool:
+    """Whether (src, tgt) has a dev split of its own (never the training files again)."""
+    spec = recipe.corpus_for(src, tgt)
+    if recipe.split != "train" or (spec.src_file and spec.tgt_file):
+        return False
+    if spec.format in ("tsv", "hf") and "{split}" not in spec.path:
+        manifest = Path(spec.path) / "dataset_dict.json"  # a save_to_disk DatasetDict
+        if spec.format == "tsv" or not manifest.is_file():
+            return False
+        return bool({"dev", "validation"} & set(json.loads(manifest.read_text())["splits"]))
+    if spec.format == "hf":
+        import glob
+
+        return bool(glob.glob(spec.path.replace("{split}", "dev")))
+    return all(path.is_file() for path in corpus_files(spec, src, tgt, "dev"))
+
+
+def _build_dev(
+    recipe: Recipe,
+    work: Path,
+    pairs: list[PairData],
+    shared: tuple[Any, dict[str, str], dict[str, Any]],
+    cache_dir: Path,
+    progress: bool,
+) -> dict[str, Any] | None:
+    """Write dev/ and return its manifest entry (shaped like a stage's), or None."""
+    train_pairs = [p for p in pairs if dev_available(recipe, p.src, p.tgt)]
+    if not recipe.dev or not train_pairs:
+        return None
+    templates, names, identity = shared
+    folder = work / "dev"
+    dev_recipe = replace(recipe, split="dev", max_pairs=recipe.dev_max_pairs)
+    dev_pairs = [_prepare_pair(dev_recipe, p.src, p.tgt, folder) for p in train_pairs]
+    settings = replace(_settings(recipe, templates, names, "dev"), both_directions=True)
+    entry = _build_stage(dev_recipe, settings, ["mt"], dev_pairs, folder, identity, progress)
+    files = [path for p in dev_pairs for path in (p.src_file, p.tgt_file)]
+    if any("align" in kinds for kinds in recipe.stages()):
+        align_settings = replace(settings, stage="dev-align", ratios={"align": 1.0})
+        target = folder / "align.jsonl"
+        entry["align"] = _write_dev_align(
+            recipe, align_settings, train_pairs, dev_pairs, target, cache_dir / "align"
+        )
+        entry["align_samples"] = str(target.relative_to(work))
+        files.append(target)
+    entry["files"] = {str(path.relative_to(work)): sha256_file(path) for path in files}
+    return entry
+
+
+def _joint_pair(
+    recipe: Recipe, train: PairData, dev: PairData, scratch: Path, cache: Path
+) -> tuple[PairData, int]:
+    """Train + dev lines of a pair, aligned together; returns it and the train line count."""
+    src, tgt = _read_lines(train.src_file), _read_lines(train.tgt_file)
+    n_train = len(src)
+    src += _read_lines(dev.src_file)
+    tgt += _read_lines(dev.tgt_file)
+    name = scratch / f"{dev.src}-{dev.tgt}"
+    alignment = align(src, tgt, recipe.align, cache)
+    files = name.with_suffix(".src"), name.with_suffix(".tgt")
+    joint = PairData(dev.src, dev.tgt, *files, dev.report, alignment)
+    write_lines(joint.src_file, src)
+    write_lines(joint.tgt_file, tgt)
+    return joint, n_train
+
+
+def _write_dev_align(
+    recipe: Recipe,
+    settings: BuildSettings,
+    train_pairs: list[PairData],
+    dev_pairs: list[PairData],
+    target: Path,
+    cache: Path,
+) -> dict[str, Any]:
+    """dev/align.jsonl: {"src", "tgt", "prompt", "answer": "True"|"False"} per line."""
+    builder = InstructionBuilder(settings, ["align"])
+    link_sets, stats_sets = _link_sets(recipe, ["align"])
+    answers: Counter[str] = Counter()
+    directions: Counter[str] = Counter()
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for train, dev in zip(train_pairs, dev_pairs, strict=True):
+            joint, n_train = _joint_pair(recipe, train, dev, Path(scratch), cache)
+            joint.ensure_stats(stats_sets)
+            for aligned in aligned_pairs(joint, link_sets, joint.stats):
+                if aligned.line <= n_train:
+                    continue
+                for sample in builder.samples(aligned):
+                    answer = sample.answer.strip()
+                    answers[answer] += 1
+                    directions[f"{sample.src}-{sample.tgt}"] += 1
+                    row = {"src": sample.src, "tgt": sample.tgt, "prompt": sample.prompt}
+                    rows.append(json.dumps({**row, "answer": answer}, ensure_ascii=False))
+    write_lines(target, rows)
+    return {
+        "samples": len(rows),
+        "by_answer": dict(sorted(answers.items())),
+        "by_direction": dict(sorted(directions.items())),
+        "skipped": dict(sorted(builder.skipped.items())),
+    }

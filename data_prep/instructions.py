@@ -1,4 +1,5 @@
-"""Builders of MTInstruct, AlignInstruct, HintInstruct and ReviseInstruct samples.
+"""Builders of MTInstruct, AlignInstruct, HintInstruct and ReviseInstruct samples, and
+of plain-text samples (`text`: each side of a pair, empty prompt) for pre-training.
 
 Each sentence pair gets its own RNG seeded from (seed, stage, language pair, line),
 so the output does not depend on worker count or on which other types are built.
@@ -179,6 +180,10 @@ class InstructionBuilder:
         rng = random.Random(f"{s.seed}|{s.stage}|{pair.src_lang}-{pair.tgt_lang}|{pair.line}")
         views = [pair, pair.flipped()] if s.both_directions else [pair]
         for kind in self.kinds:
+            if kind == "text":  # both sides whatever `directions` says: it is not translation
+                for _ in range(_draw(rng, s.ratios.get(kind, 1.0))):
+                    yield from self._text(pair)
+                continue
             if kind == "align":
                 for _ in range(_draw(rng, s.ratios.get(kind, 1.0))):
                     yield from self._align(rng, rng.choice(views))
@@ -195,6 +200,11 @@ class InstructionBuilder:
     def _mt(self, rng: random.Random, view: AlignedPair) -> Iterator[Sample]:
         prompt, answer = self.settings.templates.mt(*self._names(view), view.src, view.tgt)
         yield Sample("mt", view.src_lang, view.tgt_lang, prompt, answer)
+
+    def _text(self, pair: AlignedPair) -> Iterator[Sample]:
+        """Each side as plain text: an empty prompt, so the loss covers every token."""
+        for lang, text in ((pair.src_lang, pair.src), (pair.tgt_lang, pair.tgt)):
+            yield Sample("text", lang, lang, "", text)
 
     def _align(self, rng: random.Random, view: AlignedPair) -> Iterator[Sample]:
         config = self.settings.align

@@ -4,7 +4,9 @@ A recipe is YAML loaded into `Recipe` (see `typed_config`). Shipped recipes live
 `data_prep/recipes/`. The curriculum is a string of stages separated by `->`, each a
 `+`-joined set of instruction types, e.g. `MT+Align->MT`; `ratios` says how many
 samples of each type one sentence pair yields (per direction for MT, Hint and Revise,
-per pair for Align; a fraction is drawn per pair with the seeded RNG).
+per pair for Align, per side for Text; a fraction is drawn per pair with the seeded
+RNG). `Text` is no instruction: each side of a pair as plain text (empty prompt, loss
+on every token), e.g. `curriculum=Text` to pre-train a base model on the corpus.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from data_prep.cleaning import CleanConfig
 from data_prep.contract.languages import OPUS100_LANGUAGES
 from data_prep.contract.readers import CorpusSpec
 
-INSTRUCTION_TYPES: tuple[str, ...] = ("mt", "align", "hint", "revise")
-_TYPE_NAMES = {"mt": "mt", "align": "align", "hint": "hint", "revise": "revise"}
+INSTRUCTION_TYPES: tuple[str, ...] = ("mt", "align", "hint", "revise", "text")
+_TYPE_NAMES = {"mt": "mt", "align": "align", "hint": "hint", "revise": "revise", "text": "text"}
+# Kinds that read no word alignment (Text: plain causal-LM samples of each side).
+UNALIGNED_TYPES: frozenset[str] = frozenset({"mt", "text"})
 RECIPES_PACKAGE = "data_prep.recipes"
 
 
@@ -38,7 +42,7 @@ def parse_curriculum(text: str) -> list[list[str]]:
         if unknown or not stage.strip():
             raise CurriculumError(
                 f"curriculum {text!r}: unknown instruction type(s) {unknown or [stage]}; "
-                "use MT, Align, Hint, Revise joined by '+' and stages joined by '->'"
+                "use MT, Align, Hint, Revise, Text joined by '+' and stages joined by '->'"
             )
         if len(set(kinds)) != len(kinds):
             raise CurriculumError(f"curriculum {text!r}: a type repeats within stage {stage!r}")
@@ -124,6 +128,11 @@ class Recipe:
     shard_max_tokens: int = 50_000_000
     workers: int = 2
     seed: int = 1
+    # The dev split (when the corpus has one) is built into dev/: MTInstruct shards for a
+    # dev loss, and AlignInstruct samples when a stage uses Align; at most `dev_max_pairs`
+    # pairs per language pair, so that a periodic dev loss stays cheap.
+    dev: bool = True
+    dev_max_pairs: int | None = 500
 
     def problems(self, key: str) -> list[str]:
         # Nested dataclasses (corpus, corpora, clean, ...) are checked by typed_config.
@@ -144,6 +153,8 @@ class Recipe:
             found.append("shard_max_tokens: must be >= max_seq_len")
         if self.max_pairs is not None and self.max_pairs < 1:
             found.append("max_pairs: must be >= 1 (or null for all)")
+        if self.dev_max_pairs is not None and self.dev_max_pairs < 1:
+            found.append("dev_max_pairs: must be >= 1 (or null for all)")
         return found
 
     def _pair_problems(self) -> list[str]:
