@@ -30,6 +30,7 @@ SHORT = ("max_steps_per_stage=8", "log_every=1", "save_every=1000")
 NODES = ("n1", "n2")
 PACKAGES = ("slurm-wlm", "munge")
 DAEMONS = ("munged", "slurmctld", "slurmd")
+SEARCH_PATH = f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/bin"  # daemons live in sbin
 
 
 def free_port() -> int:
@@ -40,7 +41,7 @@ def free_port() -> int:
 
 def install_packages() -> None:
     """apt-get the daemons when any is missing (needs root, as in CI)."""
-    if all(shutil.which(name) for name in (*DAEMONS, "sbatch")):
+    if all(shutil.which(name, path=SEARCH_PATH) for name in (*DAEMONS, "sbatch")):
         return
     if os.geteuid() != 0:
         pytest.fail(f"Slurm is not installed and only root can apt-get install {PACKAGES}")
@@ -118,7 +119,7 @@ class SlurmCluster:
         self.env = dict(
             os.environ,
             SLURM_CONF=str(self.conf),
-            PATH=f"{venv_bin}:{os.environ['PATH']}",
+            PATH=f"{venv_bin}:{SEARCH_PATH}",
             PYTHONPATH=str(REPO_ROOT),
             OMP_NUM_THREADS="1",
             PYTHONUNBUFFERED="1",
@@ -127,7 +128,7 @@ class SlurmCluster:
     def start(self) -> None:
         munge = self.root / "munge"
         key = munge / "munge.key"
-        subprocess.run(["mungekey", "--create", f"--keyfile={key}"], check=True)
+        subprocess.run(["mungekey", "--create", f"--keyfile={key}"], env=self.env, check=True)
         key.chmod(0o600)
         self._spawn(
             "munged", "munged", "--foreground", "--force", f"--socket={munge}/socket",
