@@ -52,14 +52,22 @@ def install_packages() -> None:
             pytest.fail(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr}")
 
 
+def short_hostname() -> str:
+    return socket.gethostname().split(".")[0]
+
+
 def resolve_node_names() -> None:
-    """The batch scripts take the rendezvous host from `scontrol show hostnames`."""
-    try:
-        for name in NODES:
+    """n1 and n2 must resolve (the batch scripts take the rendezvous host from `scontrol
+    show hostnames`), and so must this host (slurmctld's address)."""
+    missing = []
+    for name in (*NODES, short_hostname()):
+        try:
             socket.gethostbyname(name)
-    except OSError:
+        except OSError:
+            missing.append(name)
+    if missing:
         with open("/etc/hosts", "a", encoding="utf-8") as hosts:
-            hosts.write(f"127.0.0.1 {' '.join(NODES)}\n")
+            hosts.write(f"127.0.0.1 {' '.join(missing)}\n")
 
 
 SLURM_CONF = """\
@@ -107,7 +115,7 @@ class SlurmCluster:
         self.conf = root / "slurm.conf"
         self.conf.write_text(
             SLURM_CONF.format(
-                host=socket.gethostname().split(".")[0],
+                host=short_hostname(),
                 root=root,
                 ctld_port=free_port(),
                 n1_port=free_port(),
