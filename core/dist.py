@@ -41,9 +41,9 @@ def init_process_group() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def finish() -> None:
-    """Leave cleanly: torch 2.13's gloo can abort at interpreter exit, so flush, tear the
-    process group down and exit at once."""
+def finish(status: int = 0) -> None:
+    """Leave cleanly with `status`: torch 2.13's gloo can abort at interpreter exit, so
+    flush, tear the process group down and exit at once."""
     sys.stdout.flush()
     sys.stderr.flush()
     if dist.is_initialized():
@@ -51,7 +51,7 @@ def finish() -> None:
         dist.barrier()
         dist.destroy_process_group()
         remove_shm_buffers(rank)
-    os._exit(0)
+    os._exit(status)
 
 
 def remove_shm_buffers(rank: int) -> None:

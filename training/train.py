@@ -34,6 +34,7 @@ from data_prep.contract.manifest import read_manifest
 from training.config import TrainConfig, deepspeed_config, load_train_config
 from training.data import BatchPlan, StageData, collate, load_stages
 from training.logs import MetricsLogger
+from training.preemption import Preemption
 from training.runtime import (
     Checkpoints,
     build_engine,
@@ -79,6 +80,7 @@ def validate(config: TrainConfig, world: int) -> tuple[list[StageData], BatchPla
 
 def main() -> None:
     config, _ = parse_args()
+    preemption = Preemption(Path(config.run_dir))  # SIGTERM/SIGUSR1: save, exit, requeue
     world = launched_world_size()
     stages, plan, schedule, ds_config = validate(config, world)
     import deepspeed
@@ -129,9 +131,12 @@ def main() -> None:
             dist.all_reduce(loss_sum)
             global_step += 1
             logger.step(global_step, float(loss_sum / answer_tokens), batches, int(answer_tokens))
-            if global_step % config.save_every == 0 or step + 1 == steps:
+            preempted = preemption.agreed()
+            if preempted or global_step % config.save_every == 0 or step + 1 == steps:
                 where = {"stage": index, "step": step + 1, "global_step": global_step}
                 checkpoints.save(engine, {**where, "totals": logger.totals_now()})
+            if preempted:
+                preemption.leave(rank, global_step, logger.writer)
     logger.close()
     export_outputs(engine, config, model_path, tokenizer, run_dir, rank)
     finish()
