@@ -20,6 +20,13 @@ from typing import IO, Any
 _CHUNK = 1 << 20
 
 
+def _umask() -> int:
+    """The process umask (read by setting it, then restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` on success."""
@@ -75,13 +82,15 @@ def atomic_dir(path: str | os.PathLike[str], overwrite: bool = False) -> Iterato
     """Yield a fresh temporary folder beside `path`; move it onto `path` on success.
 
     With `overwrite`, an existing `path` is removed just before the move; without,
-    an existing `path` is an error (raised before any work starts).
+    an existing `path` is an error (raised before any work starts). The folder gets the
+    mode a plain `mkdir` would (0755 under the usual umask), not mkdtemp's 0700.
     """
     final = Path(path)
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final}: already exists (use overwrite to replace it)")
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    work.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the result must be readable as usual
     try:
         yield work
         if final.exists():
