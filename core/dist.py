@@ -86,11 +86,12 @@ def release_shm_names() -> None:
         remove_shm_buffers(dist.get_rank())
 
 
-def _mapped_paths() -> set[str] | None:
-    """Every /dev/shm path some live process maps or holds open; None when a process of
-    this user cannot be inspected (then nothing can be called stale)."""
+def _held_paths() -> set[str]:
+    """Every /dev/shm path a live process maps or holds open. Processes whose maps cannot
+    be read are skipped: another user's cannot open this user's 0600 buffers, and a rank
+    is an ordinary process its own user can inspect (unreadable ones are protected
+    system processes, such as a sandbox's init)."""
     held: set[str] = set()
-    me = os.getuid()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -101,14 +102,8 @@ def _mapped_paths() -> set[str] | None:
                 target = os.readlink(fd)
                 if target.startswith("/dev/shm/"):
                     held.add(target)
-        except FileNotFoundError:
-            continue  # the process ended meanwhile
-        except PermissionError:
-            try:
-                if proc.stat().st_uid == me:
-                    return None
-            except FileNotFoundError:
-                continue
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue  # ended meanwhile, or not inspectable (see above)
     return held
 
 
@@ -127,9 +122,7 @@ def remove_stale_shm_buffers(min_age_s: float = 60.0) -> list[Path]:
             candidates.append(path)
     if not candidates:
         return []
-    held = _mapped_paths()
-    if held is None:
-        return []
+    held = _held_paths()
     stale = [path for path in candidates if str(path) not in held]
     for path in stale:
         path.unlink(missing_ok=True)

@@ -21,7 +21,6 @@ from tqdm import tqdm
 from core.fileio import atomic_open
 from training.checkpoints import LossWindow, ResumePosition
 from training.config import TrainConfig
-from training.model import count_parameters
 
 
 def peak_memory_mb() -> float:
@@ -58,14 +57,15 @@ class MetricsLogger:
         self,
         run_dir: Path,
         rank: int,
-        engine: Any,
         config: TrainConfig,
         world: int,
+        parameters: tuple[int, int],
         position: ResumePosition | None,
     ) -> None:
+        """`parameters`: (trainable, total); `position`: where a resumed run continues."""
         self.rank, self.config, self.world = rank, config, world
         self.run_dir = run_dir
-        self.trainable, self.total = count_parameters(engine.module.lm)
+        self.trainable, self.total = parameters
         self.bar: tqdm | None = None
         self.stage = ""
         # Totals and the interval's loss sums carry over a resume (saved with checkpoints).

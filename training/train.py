@@ -52,6 +52,7 @@ from training.devloss import DevLoss
 from training.engine import build_engine, prepare_model_source
 from training.export import export_outputs
 from training.logs import MetricsLogger, StepCounts
+from training.model import count_parameters
 from training.schedule import stage_schedule
 
 
@@ -136,7 +137,8 @@ def train(config: TrainConfig, inputs: Inputs, rank: int, world: int) -> None:
     checkpoints = Checkpoints(run_dir / "checkpoints", config.keep_last, rank, world)
     resumed = checkpoints.resume(engine) if config.resume == "auto" else None
     start = resumed or ResumePosition()
-    logger = MetricsLogger(run_dir, rank, engine, config, world, resumed)
+    parameters = count_parameters(engine.module.lm)
+    logger = MetricsLogger(run_dir, rank, config, world, parameters, resumed)
     dev = DevLoss(inputs.dev, config.micro_batch_size, rank, world) if inputs.dev else None
     plan, pad_id = inputs.plan, tokenizer.pad_token_id
 
