@@ -33,6 +33,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.chmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; the result must be readable as usual
     os.close(fd)
     tmp = Path(tmp_name)
     try:

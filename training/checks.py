@@ -16,7 +16,8 @@ def input_problems(config: TrainConfig, manifest: dict[str, Any]) -> list[str]:
     """Every problem with the shards, the model source and the dev split, at once."""
     problems = verify_files(config.data, manifest, hashes=True)
     if not config.model.tiny:
-        problems += model_source_problems(config.model.resolved(), "model.name")
+        source = model_source_problems(config.model.resolved(), "model.name")
+        problems += source or tokenizer_problems(config, manifest)  # loads it when it can
     if config.eval_every is not None and not manifest.get("dev"):
         problems.append(
             f"eval_every: {config.data} has no dev split (no 'dev' in its manifest); build it "

@@ -45,7 +45,7 @@ from core.hub import prefer_offline
 from core.typed_config import ConfigError, to_dict
 from data_prep.contract.manifest import read_manifest
 from training.checkpoints import CheckpointError, Checkpoints, ResumePosition
-from training.checks import input_problems, tokenizer_problems
+from training.checks import input_problems
 from training.config import TrainConfig, deepspeed_config, load_train_config
 from training.data import IGNORE, BatchPlan, StageData, collate, load_stages
 from training.devloss import DevLoss
@@ -95,7 +95,6 @@ def validate(config: TrainConfig, world: int) -> Inputs:
             prefer_offline()  # an unreachable hub fails at once, not after a minute of retries
         manifest = read_manifest(config.data)
         problems = input_problems(config, manifest)
-        problems = problems or tokenizer_problems(config, manifest)
         if problems:
             raise ConfigError(config.data, problems)
         stages = load_stages(config.data)

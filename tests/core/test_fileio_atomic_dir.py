@@ -27,3 +27,14 @@ def test_atomic_dir_follows_the_umask(tmp_path: Path, umask: int) -> None:
     assert mode == stat.S_IMODE(plain.stat().st_mode) == 0o777 & ~umask
     assert stat.S_IMODE((out / "weights.bin").stat().st_mode) == 0o666 & ~umask
     assert not list((tmp_path / "export").glob(".model.partial-*"))
+
+
+def test_atomic_path_files_follow_the_umask(tmp_path: Path) -> None:
+    from core.fileio import write_json
+
+    previous = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from core.dist import SHM
 from tests.conftest import REPO_ROOT
@@ -82,32 +84,31 @@ def test_corrupt_newest_checkpoints_fall_back_to_a_loadable_one(
     assert (run / "export" / "adapter" / "adapter_model.safetensors").exists()
 
 
-def limit_file_size(limit: int):
-    def apply() -> None:  # Python ignores SIGXFSZ: a write past the limit fails (EFBIG)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: the disk of a run whose checkpoint does not fit (needs root)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
-    return apply
 
-
-def test_failed_checkpoint_write_stops_cleanly(built: Path, tmp_path: Path) -> None:
-    from data_prep.contract.manifest import read_manifest
-    from data_prep.contract.tokenizer import load_tokenizer
-    from training.model import build_tiny_bloom
-
+def test_full_disk_at_checkpoint_stops_cleanly(
+    built: Path, tmp_path: Path, tiny_disk: Path
+) -> None:
     run = tmp_path / "run"
-    tokenizer = load_tokenizer(read_manifest(built)["tokenizer"]["name_or_path"])
-    build_tiny_bloom(tokenizer, run / "tiny-model", 64, 2, 4, seed=1)  # before the limit
-    result = subprocess.run(
-        launch_command(f"data={built}", f"run_dir={run}", *COMMON), cwd=REPO_ROOT,
-        env=train_env(), capture_output=True, text=True, timeout=600, check=False,
-        preexec_fn=limit_file_size(64 * 1024),
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert "saving checkpoint" in result.stderr and "failed" in result.stderr, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert result.stderr.count("error: saving checkpoint") == 1
-    leftovers = list((run / "checkpoints").iterdir()) if (run / "checkpoints").exists() else []
-    assert leftovers == [], leftovers
+    run.mkdir()
+    (run / "checkpoints").symlink_to(tiny_disk)
+    result = run_training(f"data={built}", f"run_dir={run}", *COMMON)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.count("error: saving checkpoint") == 1, result.stderr[-3000:]
+    assert "disk full" in result.stderr and "Traceback" not in result.stderr
+    assert list(tiny_disk.iterdir()) == []  # no partial step folder, no `latest`
     assert not (run / "export").exists()
 
 
