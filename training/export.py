@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,9 @@ def export_outputs(
 ) -> None:
     """Write the exports (rank 0), after gathering on every rank."""
     lm = engine.module.lm
+    if rank == 0:  # what a killed export left (atomic_dir's hidden work folders)
+        for partial in (run_dir / "export").glob(".*.partial-*"):
+            shutil.rmtree(partial, ignore_errors=True)
     state = gathered_state_dict(lm, rank, trainable_only=config.finetune == "lora")
     if rank == 0:
         if config.finetune == "full":

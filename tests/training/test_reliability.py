@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,15 @@ import pytest
 
 from core.dist import SHM
 from tests.conftest import REPO_ROOT
-from tests.training.conftest import copy_build, launch_command, losses, run_training, train_env
+from tests.training.conftest import (
+    TINY,
+    TRAIN,
+    copy_build,
+    launch_command,
+    losses,
+    run_training,
+    train_env,
+)
 from tests.training.test_config import assert_fails_before_training, train_once
 
 COMMON = ("max_steps_per_stage=6", "save_every=2", "keep_last=3", "log_every=1")
@@ -38,6 +47,18 @@ def test_missing_model_folder_is_named(built: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert_fails_before_training(result, "model.name", "no such folder")
     assert "Repo id" not in result.stderr
+
+
+def test_uncached_hub_name_offline_fails_at_once(built: Path, tmp_path: Path) -> None:
+    command = [sys.executable, TRAIN, "--config", TINY, f"data={built}", f"run_dir={tmp_path}/r"]
+    started = time.perf_counter()
+    result = subprocess.run(
+        [*command, "model.tiny=false", "model.name=bigscience/bloomz-no-such-size"],
+        cwd=REPO_ROOT, env={**train_env(), "HF_HUB_OFFLINE": "1"}, capture_output=True,
+        text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert_fails_before_training(result, "model.name", "not in the local cache")
+    assert time.perf_counter() - started < 60  # no minute of retries
 
 
 def test_config_error_is_printed_once_under_the_launcher(built: Path, tmp_path: Path) -> None:
