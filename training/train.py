@@ -27,7 +27,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -56,7 +56,7 @@ from training.model import count_parameters
 from training.schedule import stage_schedule
 
 
-def fail(err: ConfigError) -> None:
+def fail(err: ConfigError) -> NoReturn:
     """Config errors are the same on every rank: rank 0 says it once."""
     if launched_rank() == 0:
         print(f"error: {err}", file=sys.stderr)
@@ -73,7 +73,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         return load_train_config(args.config, args.overrides), args
     except ConfigError as err:
         fail(err)
-        raise
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,6 @@ def validate(config: TrainConfig, world: int) -> Inputs:
         return Inputs(manifest, stages, dev, plan, schedule, deepspeed_config(config, world))
     except ConfigError as err:
         fail(err)
-        raise
 
 
 def token_counts(batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
