@@ -17,6 +17,7 @@ def test_atomic_dir_follows_the_umask(tmp_path: Path, umask: int) -> None:
     try:
         with atomic_dir(tmp_path / "export" / "model") as work:
             (work / "weights.bin").write_bytes(b"\x00" * 8)
+            (work / "weights.bin").chmod(0o600)  # as safetensors writes its files
             (work / "sub").mkdir()
         plain = tmp_path / "plain"
         plain.mkdir()
