@@ -20,12 +20,20 @@ from typing import IO, Any
 _CHUNK = 1 << 20
 
 
+def _umask() -> int:
+    """The process umask (read by setting it, then restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` on success."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.chmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600; the result must be readable as usual
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -70,20 +78,36 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def _plain_modes(folder: Path) -> None:
+    """Give everything under `folder` the mode a plain create would (some writers, such
+    as safetensors, make private 0600 files): 0666 or 0777 (executables, folders),
+    less the umask."""
+    mask = _umask()
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            continue
+        executable = path.is_dir() or path.stat().st_mode & 0o111
+        path.chmod((0o777 if executable else 0o666) & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `path`; move it onto `path` on success.
 
     With `overwrite`, an existing `path` is removed just before the move; without,
-    an existing `path` is an error (raised before any work starts).
+    an existing `path` is an error (raised before any work starts). The folder and
+    its files get the modes a plain create would (0755 / 0644 under the usual umask), not
+    mkdtemp's 0700 or a writer's private 0600.
     """
     final = Path(path)
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final}: already exists (use overwrite to replace it)")
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    work.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the result must be readable as usual
     try:
         yield work
+        _plain_modes(work)
         if final.exists():
             shutil.rmtree(final)
         os.replace(work, final)

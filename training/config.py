@@ -68,7 +68,6 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     micro_batch_size: int = 8
     grad_accum: int = 1
-    max_tokens_per_row: int = 512
     epochs_per_stage: list[float] = field(default_factory=lambda: [1.0])
     max_steps_per_stage: int | None = None
     lr: float = 2e-5
@@ -77,6 +76,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 1
     log_every: int = 10
+    eval_every: int | None = None  # dev loss every N steps (and at each stage end), if built
     save_every: int = 500
     keep_last: int = 2
     resume: Literal["auto", "never"] = "auto"
@@ -85,7 +85,7 @@ class TrainConfig:
 
     def problems(self, key: str) -> list[str]:
         found = []
-        for name in ("micro_batch_size", "grad_accum", "max_tokens_per_row", "log_every"):
+        for name in ("micro_batch_size", "grad_accum", "log_every"):
             if getattr(self, name) < 1:
                 found.append(f"{name}: must be >= 1")
         for name in ("save_every", "keep_last", "length_group_batches"):
@@ -95,6 +95,8 @@ class TrainConfig:
             found.append("lr: must be > 0")
         if any(e <= 0 for e in self.epochs_per_stage) or not self.epochs_per_stage:
             found.append("epochs_per_stage: one or more values > 0")
+        if self.eval_every is not None and self.eval_every < 1:
+            found.append("eval_every: must be >= 1 (or null: dev loss at stage ends only)")
         if self.max_steps_per_stage is not None and self.max_steps_per_stage < 1:
             found.append("max_steps_per_stage: must be >= 1 (or null)")
         if not self.deepspeed_path().is_file():

@@ -1,4 +1,9 @@
-"""Rank-0 logging: progress bar, a JSONL line per log interval, TensorBoard, summary.json."""
+"""Rank-0 logging: progress bar, a JSONL line per log interval, TensorBoard, summary.json.
+
+The logger only records: every count it receives is already summed over the ranks by
+train.py. A `loss` row is the token-weighted mean over the logging interval (the sum of
+the interval's token losses over its answer tokens) and `lr` the rate its last step used.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,16 @@ import json
 import os
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
+from core.fileio import atomic_open
+from training.checkpoints import LossWindow, ResumePosition
 from training.config import TrainConfig
-from training.model import count_parameters
 
 
 def peak_memory_mb() -> float:
@@ -23,34 +29,65 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+@dataclass(frozen=True)
+class StepCounts:
+    """One optimizer step, summed over micro-batches and ranks."""
+
+    loss_sum: float  # summed token losses
+    answer_tokens: int
+    tokens: int  # real (non-padding) tokens
+    padded_tokens: int  # tokens including padding
+
+
+def trim_metrics(path: Path, last_step: int) -> int:
+    """Drop the rows past `last_step` (a killed run's, about to be logged again) by an
+    atomic rewrite; returns how many were dropped."""
+    if not path.exists():
+        return 0
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= last_step]
+    if len(kept) != len(lines):
+        with atomic_open(path) as handle:
+            handle.writelines(line + "\n" for line in kept)
+    return len(lines) - len(kept)
+
+
 class MetricsLogger:
     def __init__(
         self,
         run_dir: Path,
         rank: int,
-        engine: Any,
         config: TrainConfig,
         world: int,
-        totals: dict[str, float] | None = None,
+        parameters: tuple[int, int],
+        position: ResumePosition | None,
     ) -> None:
-        self.rank, self.config, self.engine, self.world = rank, config, engine, world
+        """`parameters`: (trainable, total); `position`: where a resumed run continues."""
+        self.rank, self.config, self.world = rank, config, world
         self.run_dir = run_dir
-        self.trainable, self.total = count_parameters(engine.module)
+        self.trainable, self.total = parameters
         self.bar: tqdm | None = None
         self.stage = ""
-        # Totals carry over a resume (they are saved with each checkpoint).
+        # Totals and the interval's loss sums carry over a resume (saved with checkpoints).
         base = {"tokens": 0, "answer_tokens": 0, "padded_tokens": 0, "steps": 0, "seconds": 0.0}
-        self.totals = {**base, **(totals or {})}
+        self.totals = {**base, **(position.totals if position else {})}
+        self.window = position.window if position else LossWindow()
         self._launched = time.perf_counter()
         self._seconds_before = self.totals["seconds"]
-        self._window = {"tokens": 0, "padded": 0, "started": time.perf_counter()}
+        self._speed = {"tokens": 0, "padded": 0, "started": time.perf_counter()}
         self.jsonl = self.writer = None
         if rank == 0:
             run_dir.mkdir(parents=True, exist_ok=True)
+            resumed_at = position.global_step if position else 0
+            dropped = trim_metrics(run_dir / "metrics.jsonl", resumed_at)
+            if dropped:
+                print(f"metrics.jsonl: dropped {dropped} row(s) past step {resumed_at}")
             self.jsonl = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            # purge_step hides the killed run's events past the resumed step.
+            purge = resumed_at + 1 if position else None
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
             print(f"trainable parameters: {self.trainable:,} of {self.total:,}", flush=True)
 
     def start_stage(self, name: str, steps: int, first: int) -> None:
@@ -60,48 +97,59 @@ class MetricsLogger:
                 self.bar.close()
             self.bar = tqdm(total=steps, initial=first, desc=name, unit="step", dynamic_ncols=True)
 
-    def step(
-        self, step: int, loss: float, batches: list[dict[str, torch.Tensor]], answer_tokens: int
-    ) -> None:
-        counts = torch.tensor(
-            [
-                sum(float(b["attention_mask"].sum()) for b in batches),
-                sum(float(b["input_ids"].numel()) for b in batches),
-            ]
-        )
-        dist.all_reduce(counts)
-        real, padded = int(counts[0]), int(counts[1])
-        self.totals["tokens"] += real
-        self.totals["padded_tokens"] += padded
-        self.totals["answer_tokens"] += answer_tokens
+    def step(self, step: int, lr: float, counts: StepCounts) -> None:
+        """Record one optimizer step (`lr`: the rate it used); a row every `log_every`."""
+        self.totals["tokens"] += counts.tokens
+        self.totals["padded_tokens"] += counts.padded_tokens
+        self.totals["answer_tokens"] += counts.answer_tokens
         self.totals["steps"] += 1
-        self._window["tokens"] += real
-        self._window["padded"] += padded
+        self.window = LossWindow(
+            self.window.loss_sum + counts.loss_sum,
+            self.window.answer_tokens + counts.answer_tokens,
+        )
+        self._speed["tokens"] += counts.tokens
+        self._speed["padded"] += counts.padded_tokens
+        if step % self.config.log_every:
+            if self.bar is not None:
+                self.bar.update(1)
+            return
+        loss = self.window.loss_sum / max(self.window.answer_tokens, 1)
+        self.window = LossWindow()
         if self.rank != 0:
             return
         assert self.bar is not None
         self.bar.update(1)
-        if step % self.config.log_every:
-            return
-        seconds = time.perf_counter() - self._window["started"]
+        seconds = time.perf_counter() - self._speed["started"]
         line = {
             "step": step,
             "stage": self.stage,
             "loss": loss,
-            "lr": self.engine.get_lr()[0],
-            "tokens_per_s": self._window["tokens"] / max(seconds, 1e-9),
-            "padding_share": 1 - self._window["tokens"] / max(self._window["padded"], 1),
+            "lr": lr,
+            "tokens_per_s": self._speed["tokens"] / max(seconds, 1e-9),
+            "padding_share": 1 - self._speed["tokens"] / max(self._speed["padded"], 1),
             "peak_memory_mb": peak_memory_mb(),
         }
         if torch.cuda.is_available():
             line["mfu"] = self.mfu(line["tokens_per_s"])
-        self._window = {"tokens": 0, "padded": 0, "started": time.perf_counter()}
+        self._speed = {"tokens": 0, "padded": 0, "started": time.perf_counter()}
         self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{line['tokens_per_s']:.0f}")
+        self._write(line)
+        for key in ("loss", "lr", "tokens_per_s", "padding_share", "peak_memory_mb"):
+            self.writer.add_scalar(f"train/{key}", line[key], step)
+
+    def dev(self, step: int, loss: float, tokens: int) -> None:
+        """A held-out loss row: token-mean loss over the dev shards."""
+        if self.rank != 0:
+            return
+        self._write({"step": step, "stage": self.stage, "dev_loss": loss, "dev_tokens": tokens})
+        self.writer.add_scalar("dev/loss", loss, step)
+        if self.bar is not None:
+            self.bar.write(f"step {step}: dev loss {loss:.4f} over {tokens:,} answer tokens")
+
+    def _write(self, line: dict[str, Any]) -> None:
         assert self.jsonl is not None and self.writer is not None
         self.jsonl.write(json.dumps(line) + "\n")
         self.jsonl.flush()
-        for key in ("loss", "lr", "tokens_per_s", "padding_share", "peak_memory_mb"):
-            self.writer.add_scalar(f"train/{key}", line[key], step)
 
     def mfu(self, tokens_per_s: float) -> float:
         """Model FLOPs utilisation: 6 x parameters x tokens/s over the cards' peak (bf16

@@ -90,7 +90,11 @@ class AnswerOnlyLM(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameters; ZeRO-3 partitions report their full size as ds_numel."""
+    """(trainable, total) parameters: peft's own count for a LoRA model; otherwise summed
+    here, where ZeRO-3 partitions report their full size as ds_numel."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        trainable, total = model.get_nb_trainable_parameters()
+        return int(trainable), int(total)
     trainable = total = 0
     for param in model.parameters():
         size = getattr(param, "ds_numel", param.numel())

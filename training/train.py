@@ -13,7 +13,11 @@ with `srun` / `mpirun` setting RANK, WORLD_SIZE, MASTER_ADDR (see README).
 The curriculum's stages run in order in one launch, each on its own shards, continuing
 from the previous stage's weights (one optimizer; the LR schedule warms up and decays
 within each stage). Checkpoints every `save_every` steps and at the end; `resume=auto`
-continues from the newest one, in the right stage and at the right batch.
+continues from the newest one that loads, in the right stage and at the right batch.
+
+Reads as setup (inputs checked before any rank starts, then the engine and the resume
+position) -> stages -> steps; checkpoints, exports, the schedule and the dev loss live
+in modules of their own.
 """
 
 from __future__ import annotations
@@ -21,28 +25,43 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 import torch.distributed as dist
 
-from core.dist import finish, launched_rank, launched_world_size
+from core.dist import (
+    finish,
+    launched_rank,
+    launched_world_size,
+    release_shm_names,
+    remove_stale_shm_buffers,
+)
+from core.hub import prefer_offline
 from core.typed_config import ConfigError, to_dict
 from data_prep.contract.manifest import read_manifest
+from training.checkpoints import CheckpointError, Checkpoints, ResumePosition
+from training.checks import input_problems
 from training.config import TrainConfig, deepspeed_config, load_train_config
-from training.data import BatchPlan, StageData, collate, load_stages
-from training.logs import MetricsLogger
+from training.data import IGNORE, BatchPlan, StageData, collate, load_stages
+from training.devloss import DevLoss
+from training.engine import build_engine, prepare_model_source
+from training.export import export_outputs
+from training.logs import MetricsLogger, StepCounts
+from training.model import count_parameters
 from training.preemption import Preemption
-from training.runtime import (
-    Checkpoints,
-    build_engine,
-    check_tokenizer,
-    export_outputs,
-    prepare_model_source,
-    stage_schedule,
-)
+from training.schedule import stage_schedule
+
+
+def fail(err: ConfigError) -> NoReturn:
+    """Config errors are the same on every rank: rank 0 says it once."""
+    if launched_rank() == 0:
+        print(f"error: {err}", file=sys.stderr)
+    sys.exit(2)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
@@ -53,17 +72,33 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     args = parser.parse_args(argv)
     try:
         return load_train_config(args.config, args.overrides), args
-    except ConfigError as err:  # every rank fails the same way, before any rank starts
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except ConfigError as err:
+        fail(err)
 
 
-def validate(config: TrainConfig, world: int) -> tuple[list[StageData], BatchPlan, list, dict]:
+@dataclass(frozen=True)
+class Inputs:
+    """What the checks produced: the data, the batch plan, the schedule, the DeepSpeed JSON."""
+
+    manifest: dict[str, Any]
+    stages: list[StageData]
+    dev: StageData | None
+    plan: BatchPlan
+    schedule: list[tuple[int, int]]
+    ds_config: dict[str, Any]
+
+
+def validate(config: TrainConfig, world: int) -> Inputs:
     """Everything that can be wrong with the inputs, checked before any rank starts."""
     try:
+        if not config.model.tiny:
+            prefer_offline()  # an unreachable hub fails at once, not after a minute of retries
         manifest = read_manifest(config.data)
-        check_tokenizer(config, manifest)
+        problems = input_problems(config, manifest)
+        if problems:
+            raise ConfigError(config.data, problems)
         stages = load_stages(config.data)
+        dev = StageData(Path(config.data) / "dev", manifest["dev"]) if manifest.get("dev") else None
         plan = BatchPlan(
             config.micro_batch_size,
             config.grad_accum,
@@ -71,74 +106,108 @@ def validate(config: TrainConfig, world: int) -> tuple[list[StageData], BatchPla
             config.seed,
             config.length_group_batches,
         )
-        return stages, plan, stage_schedule(config, plan, stages), deepspeed_config(config, world)
+        schedule = stage_schedule(config, plan, stages)
+        return Inputs(manifest, stages, dev, plan, schedule, deepspeed_config(config, world))
     except ConfigError as err:
-        if launched_rank() == 0:
-            print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        fail(err)
+
+
+def token_counts(batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """Answer, real and padded tokens of this rank's micro-batches (to sum over ranks)."""
+    return torch.tensor(
+        [
+            sum(float((b["labels"] != IGNORE).sum()) for b in batches),
+            sum(float(b["attention_mask"].sum()) for b in batches),
+            sum(float(b["input_ids"].numel()) for b in batches),
+        ],
+        dtype=torch.float64,
+    )
+
+
+def train(
+    config: TrainConfig, inputs: Inputs, rank: int, world: int, preemption: Preemption
+) -> None:
+    run_dir = Path(config.run_dir)
+    model_path, tokenizer = prepare_model_source(config, inputs.manifest, run_dir, rank)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2) + "\n")
+        (run_dir / "deepspeed.json").write_text(json.dumps(inputs.ds_config, indent=2) + "\n")
+    engine = build_engine(config, inputs.ds_config, model_path, inputs.schedule)
+    checkpoints = Checkpoints(run_dir / "checkpoints", config.keep_last, rank, world)
+    resumed = checkpoints.resume(engine) if config.resume == "auto" else None
+    start = resumed or ResumePosition()
+    parameters = count_parameters(engine.module.lm)
+    logger = MetricsLogger(run_dir, rank, config, world, parameters, resumed)
+    dev = DevLoss(inputs.dev, config.micro_batch_size, rank, world) if inputs.dev else None
+    plan, pad_id = inputs.plan, tokenizer.pad_token_id
+
+    global_step = start.global_step
+    stages = zip(inputs.stages, inputs.schedule, strict=True)
+    for index, (stage, (steps, epoch_steps)) in enumerate(stages):
+        if index < start.stage:
+            continue
+        first = start.step if index == start.stage else 0
+        logger.start_stage(stage.name, steps, first)
+        epoch_plan, epoch = [], -1
+        for step in range(first, steps):
+            if step // epoch_steps != epoch:
+                epoch = step // epoch_steps
+                epoch_plan = plan.epoch(stage.lengths, epoch)
+            micro_batches = plan.rank_micro_batches(epoch_plan[step % epoch_steps], rank)
+            batches = [collate([stage[i] for i in ids], pad_id) for ids in micro_batches]
+            counts = token_counts(batches)  # the loss is a mean over every answer token
+            dist.all_reduce(counts)
+            answer_tokens = float(counts[0])
+            torch.manual_seed(config.seed * 1_000_003 + global_step * 1009 + rank)  # dropout
+            lr = engine.get_lr()[0]  # the rate this step uses (the scheduler moves in step())
+            loss_sum = torch.zeros((), dtype=torch.float64)
+            for batch in batches:
+                token_loss, _ = engine(**{k: v.to(engine.device) for k, v in batch.items()})
+                # DeepSpeed divides by grad_accum and averages over ranks: undo both, then
+                # divide by the step's answer tokens across all micro-batches and ranks.
+                engine.backward(token_loss * config.grad_accum * world / answer_tokens)
+                engine.step()
+                loss_sum += token_loss.detach().double().cpu()
+            dist.all_reduce(loss_sum)
+            global_step += 1
+            logger.step(
+                global_step,
+                lr,
+                StepCounts(float(loss_sum), int(counts[0]), int(counts[1]), int(counts[2])),
+            )
+            stage_end = step + 1 == steps
+            if dev and (stage_end or (config.eval_every and global_step % config.eval_every == 0)):
+                logger.dev(global_step, *dev(engine, pad_id))
+            preempted = preemption.agreed()  # a collective: every rank, every step
+            if preempted or global_step % config.save_every == 0 or stage_end:
+                where = ResumePosition(
+                    index, step + 1, global_step, logger.totals_now(), logger.window
+                )
+                checkpoints.save(engine, where)
+            if preempted:
+                preemption.leave(rank, global_step, logger.writer)
+    logger.close()
+    export_outputs(engine, config, model_path, tokenizer, run_dir, rank)
 
 
 def main() -> None:
     config, _ = parse_args()
     preemption = Preemption(Path(config.run_dir))  # SIGTERM/SIGUSR1: save, exit, requeue
     world = launched_world_size()
-    stages, plan, schedule, ds_config = validate(config, world)
+    inputs = validate(config, world)
+    remove_stale_shm_buffers()  # what killed runs of this user left in /dev/shm
     import deepspeed
 
     deepspeed.init_distributed(dist_backend="gloo" if not torch.cuda.is_available() else "nccl")
+    release_shm_names()  # every rank has mapped every buffer: no exit path can leave them
     rank = dist.get_rank()
-    run_dir = Path(config.run_dir)
-    model_path, tokenizer = prepare_model_source(config, read_manifest(config.data), run_dir, rank)
-    if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2) + "\n")
-        (run_dir / "deepspeed.json").write_text(json.dumps(ds_config, indent=2) + "\n")
-    engine = build_engine(config, ds_config, model_path, schedule)
-    checkpoints = Checkpoints(run_dir / "checkpoints", config.keep_last, rank)
-    position = checkpoints.resume(engine) if config.resume == "auto" else {}
-    logger = MetricsLogger(run_dir, rank, engine, config, world, position.get("totals"))
-
-    global_step = position.get("global_step", 0)
-    for index, (stage, (steps, epochs_steps)) in enumerate(zip(stages, schedule, strict=True)):
-        if index < position.get("stage", 0):
-            continue
-        first = position.get("step", 0) if index == position.get("stage", 0) else 0
-        logger.start_stage(stage.name, steps, first)
-        epoch_plan, epoch = None, -1
-        for step in range(first, steps):
-            if step // epochs_steps != epoch:
-                epoch = step // epochs_steps
-                epoch_plan = plan.epoch(stage.lengths, epoch)
-            micro_batches = plan.rank_micro_batches(epoch_plan[step % epochs_steps], rank)
-            batches = [
-                collate([stage[i] for i in ids], tokenizer.pad_token_id) for ids in micro_batches
-            ]
-            answer_tokens = torch.tensor(
-                float(sum(int((b["labels"] != -100).sum()) for b in batches))
-            )
-            dist.all_reduce(answer_tokens)  # loss is a mean over every answer token of the step
-            torch.manual_seed(
-                config.seed * 1_000_003 + global_step * 1009 + rank
-            )  # dropout, exact on resume
-            loss_sum = torch.zeros(())
-            for batch in batches:
-                token_loss, _ = engine(**batch)
-                # DeepSpeed divides by grad_accum and averages over ranks: undo both, then
-                # divide by the step's answer tokens across all micro-batches and ranks.
-                engine.backward(token_loss * config.grad_accum * world / answer_tokens)
-                engine.step()
-                loss_sum += token_loss.detach()
-            dist.all_reduce(loss_sum)
-            global_step += 1
-            logger.step(global_step, float(loss_sum / answer_tokens), batches, int(answer_tokens))
-            preempted = preemption.agreed()
-            if preempted or global_step % config.save_every == 0 or step + 1 == steps:
-                where = {"stage": index, "step": step + 1, "global_step": global_step}
-                checkpoints.save(engine, {**where, "totals": logger.totals_now()})
-            if preempted:
-                preemption.leave(rank, global_step, logger.writer)
-    logger.close()
-    export_outputs(engine, config, model_path, tokenizer, run_dir, rank)
+    try:
+        train(config, inputs, rank, world, preemption)
+    except CheckpointError as err:  # every rank raises it, after agreeing
+        if rank == 0:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+        finish(1)
     finish()
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
@@ -63,3 +66,40 @@ def clean_shared_memory() -> Iterator[None]:
     after = set(Path("/dev/shm").glob("deepspeed_*")) | set(Path("/dev/shm").glob("mpich_*"))
     for path in after - before:
         path.unlink(missing_ok=True)
+
+
+def copy_build(built: Path, out: Path) -> Path:
+    """A private copy of the shared build (for tests that damage or extend it)."""
+    shutil.copytree(built, out, ignore=shutil.ignore_patterns("corpus", "alignments"))
+    return out
+
+
+def add_dev_split(build: Path, every: int = 40) -> dict:
+    """Give `build` a `dev` entry as the data-prep contract describes it: every `every`-th
+    sample of the last (MT) stage, written as dev shards with their sha256s. A stand-in
+    for the dev split the demo's build writes, so the training side is tested alone."""
+    from data_prep.contract.manifest import read_manifest
+    from data_prep.contract.shards import token_dtype
+    from data_prep.shards import Encoded, ShardWriter
+    from training.data import StageData
+
+    manifest = read_manifest(build)
+    source = manifest["stages"][-1]
+    stage = StageData(build / source["name"], source)
+    samples = [stage[i] for i in range(0, len(stage), every)]
+    writer = ShardWriter(build / "dev", token_dtype(manifest["tokenizer"]["vocab_size"]), 10**9)
+    writer.add(
+        Encoded(
+            ids=np.concatenate([ids for ids, _ in samples]),
+            lengths=np.array([len(ids) for ids, _ in samples]),
+            prompt_lengths=np.array([int(np.argmax(mask)) for _, mask in samples]),
+        )
+    )
+    shards = [dataclasses.asdict(info) for info in writer.close()]
+    answer = sum(int(mask.sum()) for _, mask in samples)
+    manifest["dev"] = {
+        "name": "dev", "samples": len(samples), "tokens": sum(s["tokens"] for s in shards),
+        "answer_tokens": answer, "shards": shards,
+    }  # fmt: skip
+    (build / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return manifest
