@@ -32,6 +32,8 @@ DEMO_PORT ?= 29500
 # DEMO_STEPS steps of MT, the MT+Align->MT runs DEMO_STEPS/2 steps in each stage.
 BASE_STEPS ?= 300
 DEMO_STEPS ?= 300
+# Held-out (dev split) MT loss every this many steps, plotted beside the training loss.
+DEMO_EVAL_EVERY ?= 50
 DEMO_RUNS := full-mt full-mt-align-mt lora-mt lora-mt-align-mt
 CURRICULUM_text := Text
 CURRICULUM_mt := MT
@@ -73,19 +75,19 @@ $(D)/shards-%/manifest.json: $(D)/tokenizer/tokenizer.json $(D)/corpus/train.de 
 $(BASE)/model.safetensors: $(D)/shards-text/manifest.json training/configs/tiny-cpu-base.yaml \
 		$(TRAIN_SRC)
 	$(call fresh_run,$(D)/base,$(LAUNCH) --config training/configs/tiny-cpu-base.yaml \
-		data=$(D)/shards-text run_dir=$(D)/base max_steps_per_stage=$(BASE_STEPS))
+		data=$(D)/shards-text run_dir=$(D)/base max_steps_per_stage=$(BASE_STEPS) eval_every=$(DEMO_EVAL_EVERY))
 
 $(D)/full-%/export/model/model.safetensors: $(D)/shards-%/manifest.json $(BASE)/model.safetensors \
 		training/configs/tiny-cpu.yaml $(TRAIN_SRC)
 	$(call fresh_run,$(D)/full-$*,$(LAUNCH) --config training/configs/tiny-cpu.yaml \
 		model.tiny=false model.name=$(BASE) data=$(D)/shards-$* run_dir=$(D)/full-$* \
-		max_steps_per_stage=$(STEPS_$*))
+		max_steps_per_stage=$(STEPS_$*) eval_every=$(DEMO_EVAL_EVERY))
 
 $(D)/lora-%/export/adapter/adapter_config.json: $(D)/shards-%/manifest.json \
 		$(BASE)/model.safetensors training/configs/tiny-cpu-lora.yaml $(TRAIN_SRC)
 	$(call fresh_run,$(D)/lora-$*,$(LAUNCH) --config training/configs/tiny-cpu-lora.yaml \
 		model.name=$(BASE) data=$(D)/shards-$* run_dir=$(D)/lora-$* \
-		max_steps_per_stage=$(STEPS_$*))
+		max_steps_per_stage=$(STEPS_$*) eval_every=$(DEMO_EVAL_EVERY))
 
 # What each run is evaluated with: a full model folder, or the base plus a LoRA adapter.
 MODEL_full = --model $(D)/full-$*/export/model
