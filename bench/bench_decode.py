@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,12 +89,14 @@ def main() -> None:
     sizes = [int(x) for x in args.batch_sizes.split(",")]
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-decode-") as tmp:
         model_dir, sources = prepare(Path(tmp))
         model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     prompts = [DEFAULT_TEMPLATES.mt("German", "English", s)[0] for s in sources[: args.sentences]]
     ids = tokenizer(prompts)["input_ids"]
+    print(f"corpus, tokenizer and model ready in {time.perf_counter() - started:.0f} s", flush=True)
 
     def text(tokens: list[int]) -> str:
         return cut(tokenizer.decode(tokens, skip_special_tokens=True))
@@ -125,7 +128,11 @@ def main() -> None:
                     mismatches += sum(a != b for a, b in zip(outputs, reference, strict=True))
                     rates.setdefault((name, size), []).append(len(prompts) / seconds)
                     loads.append(others)
-            print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
+                    print(
+                        f"repeat {repeat + 1}/{args.repeats} {name:<8} batch {size:>3}: "
+                        f"{len(prompts) / seconds:7.1f} sentences/s (others {others:.0%})",
+                        flush=True,
+                    )
         assert reference is not None
         single, single_s, single_load = timed(
             lambda: [

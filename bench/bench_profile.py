@@ -41,10 +41,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_train import MICRO_BATCH, SIZES, launch, prepare_data  # noqa: E402
 
 # ds_configs/zero3.json's ZeRO-3 settings before this benchmark tuned them.
-BEFORE_SETTINGS = {
-    "stage3_prefetch_bucket_size": 50_000_000,
-    "stage3_param_persistence_threshold": 0,
-}
+BEFORE_SETTINGS = {"stage3_param_persistence_threshold": 0}
 STEPS = {"tiny": (10, 40), "5m": (4, 12)}  # (warm-up steps, timed steps)
 REGIONS = (
     "forward", "backward", "gather", "release", "reduce-scatter", "optimizer",
