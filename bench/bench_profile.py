@@ -1,7 +1,7 @@
 """Where the time of a training step goes: 2-rank ZeRO-3 runs of training/train.py on
 CPU, split into forward, backward, ZeRO-3 gather/release, reduce-scatter, optimizer, data.
 
-    .venv/bin/python bench/bench_profile.py [--models tiny,5m] [--configs before,after]
+    .venv/bin/python bench/bench_profile.py [--models tiny,5m] [--configs before,after] [--rounds 1]
 
 About 3 minutes on an idle 2-core machine. Works from a fresh clone (FreeDict corpus from
 its Debian package, as bench_train.py).
@@ -147,11 +147,11 @@ def ds_json(scratch: Path, config: str) -> Path:
 
 
 def profile(
-    key: str, config: str, data: Path, scratch: Path, env: dict[str, str]
+    key: str, config: str, data: Path, scratch: Path, env: dict[str, str], round_: int
 ) -> tuple[dict[str, float], float]:
     """Per-step seconds of each region (mean of the ranks) and the others' CPU share."""
     warm, timed = STEPS[key]
-    out = scratch / f"profile-{key}-{config}"
+    out = scratch / f"profile-{key}-{config}-{round_}"
     out.mkdir()
     train_args = [
         "--config", "training/configs/tiny-cpu.yaml", f"data={data}", f"run_dir={out / 'run'}",
@@ -162,7 +162,7 @@ def profile(
     _, others = launch(
         [str(Path(__file__).resolve()), "--worker", "--out", str(out), "--warm", str(warm),
          "--", *train_args],
-        env, scratch / f"profile-{key}-{config}.log",
+        env, scratch / f"profile-{key}-{config}-{round_}.log",
     )  # fmt: skip
     ranks = [json.loads(p.read_text()) for p in sorted(out.glob("rank*.json"))]
     per_step = {
@@ -184,6 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="tiny,5m")
     parser.add_argument("--configs", default="before,after")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved repeats")
     parser.add_argument("--keep", help="keep the work folder here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--local_rank", type=int, default=-1, help=argparse.SUPPRESS)
@@ -203,13 +204,18 @@ def main() -> None:
         data, _ = prepare_data(scratch, env)
         configs = args.configs.split(",")
         for key in args.models.split(","):
-            walls = {}
-            for config in configs:
-                per_step, others = profile(key, config, data, scratch, env)
-                print_split(key, config, per_step, others)
-                walls[config] = per_step["wall"]
+            walls: dict[str, list[float]] = {config: [] for config in configs}
+            for round_ in range(1, args.rounds + 1):  # configs interleaved round by round
+                for config in configs:
+                    per_step, others = profile(key, config, data, scratch, env, round_)
+                    print_split(key, config, per_step, others)
+                    walls[config].append(per_step["wall"])
             if {"before", "after"} <= walls.keys():
-                print(f"  step time before / after: {walls['before'] / walls['after']:.2f}x")
+                before, after = (statistics.median(walls[c]) for c in ("before", "after"))
+                print(
+                    f"  step time before / after: {before / after:.2f}x (median of {args.rounds} "
+                    f"round(s); {before * 1e3:.0f} vs {after * 1e3:.0f} ms)"
+                )
 
 
 if __name__ == "__main__":
