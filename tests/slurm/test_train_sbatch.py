@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from tests.slurm.conftest import SlurmCluster, job_logs, submit_training
-from tests.training.conftest import losses
+from tests.training.conftest import logged_steps, losses
 
 LIVE = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED")
 
@@ -20,11 +20,6 @@ def exported(run: Path) -> dict[str, torch.Tensor]:
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(run / "export" / "model").state_dict()
-
-
-def logged_steps(run: Path) -> list[int]:
-    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line)["step"] for line in lines]
 
 
 def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:

@@ -52,10 +52,19 @@ def run_training(
     )  # fmt: skip
 
 
-def losses(run_dir: Path) -> dict[int, float]:
-    """The last logged loss of every step (a resumed run logs some steps twice)."""
+def train_rows(run_dir: Path) -> list[dict]:
+    """The training rows of metrics.jsonl (dev-loss rows, which carry `dev_loss`, left out)."""
     lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return {row["step"]: row["loss"] for row in map(json.loads, lines)}
+    return [row for row in map(json.loads, lines) if "loss" in row]
+
+
+def logged_steps(run_dir: Path) -> list[int]:
+    return [row["step"] for row in train_rows(run_dir)]
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    """The last logged loss of every step."""
+    return {row["step"]: row["loss"] for row in train_rows(run_dir)}
 
 
 @pytest.fixture(scope="session", autouse=True)

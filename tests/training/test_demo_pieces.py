@@ -15,7 +15,7 @@ from tests.training.conftest import TINY, launch_command, losses, train_env
 
 CONFIGS = REPO_ROOT / "training" / "configs"
 SHARED = (
-    "data", "micro_batch_size", "grad_accum", "max_tokens_per_row", "epochs_per_stage",
+    "data", "micro_batch_size", "grad_accum", "epochs_per_stage",
     "max_steps_per_stage", "warmup_ratio", "seed", "deepspeed", "precision",
     "length_group_batches", "log_every", "save_every",
 )  # fmt: skip

@@ -14,7 +14,13 @@ from pathlib import Path
 import psutil
 
 from tests.conftest import REPO_ROOT
-from tests.training.conftest import launch_command, losses, run_training, train_env
+from tests.training.conftest import (
+    launch_command,
+    logged_steps,
+    losses,
+    run_training,
+    train_env,
+)
 from training.preemption import MARKER, PREEMPTED_EXIT
 
 
@@ -24,11 +30,6 @@ def rank_process(launcher: subprocess.Popen[str], local_rank: int) -> psutil.Pro
         if f"--local_rank={local_rank}" in child.cmdline():
             return child
     raise AssertionError(f"no rank with --local_rank={local_rank} under the launcher")
-
-
-def logged_steps(run: Path) -> list[int]:
-    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line)["step"] for line in lines]
 
 
 def test_one_rank_signalled_saves_exits_for_requeue_and_resumes_exactly(

@@ -4,7 +4,6 @@ resumed run writes to metrics.jsonl."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from tests.training.conftest import (
     TRAIN,
     copy_build,
     launch_command,
+    logged_steps,
     losses,
     run_training,
     train_env,
@@ -100,7 +100,7 @@ def test_corrupt_newest_checkpoints_fall_back_to_a_loadable_one(
     assert f"checkpoint {folder / 'step00000010'} cannot be used" in again.stderr
     assert "Traceback" not in again.stderr
     assert losses(run) == straight  # resumed from step 8, steps 9-12 the same again
-    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = logged_steps(run)
     assert steps == list(range(1, 13))  # no duplicate rows
     assert (run / "export" / "adapter" / "adapter_model.safetensors").exists()
 
