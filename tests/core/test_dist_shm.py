@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from core.dist import SHM, remove_stale_shm_buffers
 
 HOLD = (
@@ -25,6 +27,7 @@ def fake_buffer(name: str, age_s: float) -> Path:
     return path
 
 
+@pytest.mark.integration  # a second process holds one buffer
 def test_only_old_unheld_buffers_of_this_user_are_removed() -> None:
     tag = f"test{os.getpid()}"
     stale = fake_buffer(f"deepspeed_allreduce_{os.getuid()}_127.0.0.9_{tag}_0", 600)
