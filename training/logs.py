@@ -23,6 +23,12 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _grad_norm(engine: Any) -> float | None:
+    """The global gradient norm of the last optimizer step (before clipping)."""
+    norm = engine.get_global_grad_norm()
+    return None if norm is None else float(norm)
+
+
 class MetricsLogger:
     def __init__(
         self,
@@ -92,6 +98,7 @@ class MetricsLogger:
             "tokens_per_s": self._window["tokens"] / max(seconds, 1e-9),
             "padding_share": 1 - self._window["tokens"] / max(self._window["padded"], 1),
             "peak_memory_mb": peak_memory_mb(),
+            "grad_norm": _grad_norm(self.engine),
         }
         if torch.cuda.is_available():
             line["mfu"] = self.mfu(line["tokens_per_s"])

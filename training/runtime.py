@@ -98,7 +98,9 @@ def build_engine(
     if ds_config.get("zero_optimization", {}).get("stage") == 3:
         _KEEP_ALIVE.append(HfDeepSpeedConfig(ds_config))
     dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
-    model = load_model(model_path, config.model.trust_remote_code, dtype)
+    model = load_model(
+        model_path, config.model.trust_remote_code, dtype, config.activation_checkpointing
+    ).train()  # from_pretrained returns eval mode: no dropout, no activation checkpointing
     if config.finetune == "lora":
         lora = config.lora
         model = add_lora(model, lora.rank, lora.alpha, lora.dropout, lora.target_modules)
