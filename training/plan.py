@@ -143,7 +143,9 @@ def activations(shape: Skeleton, work: Workload) -> float:
     being recomputed; one more block's worth for backward's gradients in flight."""
     block = block_activations(shape, work)
     if work.checkpointing:
-        inputs = shape.layers * work.micro_batch * work.seq_len * shape.hidden * work.bytes_per_value
+        inputs = (
+            shape.layers * work.micro_batch * work.seq_len * shape.hidden * work.bytes_per_value
+        )
         return inputs + 2 * block
     return (shape.layers + 1) * block
 
@@ -316,7 +318,9 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
                   args.device)  # fmt: skip
     name = config.model.resolved() if not config.model.tiny else ""
     if config.model.tiny:
-        raise ConfigError("model", ["tiny: plan the folder the run built (model.name=RUN/tiny-model)"])
+        raise ConfigError(
+            "model", ["tiny: plan the folder the run built (model.name=RUN/tiny-model)"]
+        )
     return report(config, skeleton(model_config_dict(name), config), hw, work)
 
 
