@@ -14,7 +14,8 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from training.config import TrainConfig
-from training.model import count_parameters
+from training.flops import StepFlops
+from training.model import count_parameters, hf_model
 
 
 def peak_memory_mb() -> float:
@@ -42,6 +43,7 @@ class MetricsLogger:
         self.rank, self.config, self.engine, self.world = rank, config, engine, world
         self.run_dir = run_dir
         self.trainable, self.total = count_parameters(engine.module)
+        self.flops = StepFlops.of(engine.module, hf_model(engine.module.lm).config)
         self.bar: tqdm | None = None
         self.stage = ""
         # Totals carry over a resume (they are saved with each checkpoint).
@@ -49,7 +51,7 @@ class MetricsLogger:
         self.totals = {**base, **(totals or {})}
         self._launched = time.perf_counter()
         self._seconds_before = self.totals["seconds"]
-        self._window = {"tokens": 0, "padded": 0, "started": time.perf_counter()}
+        self._window = {"tokens": 0, "padded": 0, "flops": 0.0, "started": time.perf_counter()}
         self.jsonl = self.writer = None
         if rank == 0:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -69,14 +71,19 @@ class MetricsLogger:
     def step(
         self, step: int, loss: float, batches: list[dict[str, torch.Tensor]], answer_tokens: int
     ) -> None:
+        lengths = [int(n) for b in batches for n in b["attention_mask"].sum(1)]
+        answers = sum(int((b["labels"] != -100).sum()) for b in batches)
         counts = torch.tensor(
             [
                 sum(float(b["attention_mask"].sum()) for b in batches),
                 sum(float(b["input_ids"].numel()) for b in batches),
-            ]
+                self.flops(lengths, answers),
+            ],
+            dtype=torch.float64,
         )
         dist.all_reduce(counts)
         real, padded = int(counts[0]), int(counts[1])
+        self._window["flops"] += float(counts[2])
         self.totals["tokens"] += real
         self.totals["padded_tokens"] += padded
         self.totals["answer_tokens"] += answer_tokens
@@ -101,8 +108,8 @@ class MetricsLogger:
             "grad_norm": _grad_norm(self.engine),
         }
         if torch.cuda.is_available():
-            line["mfu"] = self.mfu(line["tokens_per_s"])
-        self._window = {"tokens": 0, "padded": 0, "started": time.perf_counter()}
+            line["mfu"] = self.mfu(self._window["flops"] / max(seconds, 1e-9))
+        self._window = {"tokens": 0, "padded": 0, "flops": 0.0, "started": time.perf_counter()}
         self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{line['tokens_per_s']:.0f}")
         assert self.jsonl is not None and self.writer is not None
         self.jsonl.write(json.dumps(line) + "\n")
@@ -110,11 +117,12 @@ class MetricsLogger:
         for key in ("loss", "lr", "tokens_per_s", "padding_share", "peak_memory_mb"):
             self.writer.add_scalar(f"train/{key}", line[key], step)
 
-    def mfu(self, tokens_per_s: float) -> float:
-        """Model FLOPs utilisation: 6 x parameters x tokens/s over the cards' peak (bf16
-        dense; set ALIGNINSTRUCT_PEAK_TFLOPS per GPU, default 989 for an H100 SXM)."""
+    def mfu(self, flops_per_s: float) -> float:
+        """Model FLOPs utilisation: the FLOPs the steps needed (training/flops.py: the
+        embedding is a lookup, the output layer runs at answer positions) over the cards'
+        peak (bf16 dense; ALIGNINSTRUCT_PEAK_TFLOPS per GPU, default 989 for an H100 SXM)."""
         peak = float(os.environ.get("ALIGNINSTRUCT_PEAK_TFLOPS", "989")) * 1e12 * self.world
-        return 6 * self.total * tokens_per_s / peak
+        return flops_per_s / peak
 
     def totals_now(self) -> dict[str, float]:
         """The running totals, with training seconds summed over every launch."""

@@ -135,3 +135,25 @@ def test_cli_matrix_and_errors(tmp_path: Path) -> None:
     result = run_plan("--config", str(bad))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "micro_batch_size" in result.stderr
+
+
+def test_step_flops_count_blocks_attention_and_answer_head() -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from training.flops import StepFlops
+    from training.model import add_lora
+
+    values = preset_config("bloomz-1b1")
+    hf_config = AutoConfig.for_model(values.pop("model_type"), **values)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf_config)
+        full = StepFlops.of(model, hf_config)
+        lora = StepFlops.of(add_lora(model, 8, 16, 0.0, ["query_key_value"]), hf_config)
+    assert full.block_params == PUBLISHED["bloomz-1b1"] - 250_880 * 1536  # no embedding
+    assert lora.adapter_params == 24 * 8 * 4 * 1536 and lora.block_params == full.block_params
+    rows = [512, 300]
+    head = full(rows, 100) - full(rows, 0)
+    assert head == 6 * 1536 * 250_880 * 100  # the output layer only at answer positions
+    assert full(rows, 0) - full([812], 0) < 0  # attention grows with the row's square
+    assert lora(rows, 100) < 0.7 * full(rows, 100)  # no weight gradients for frozen weights
