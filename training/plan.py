@@ -12,6 +12,8 @@ parameters; frozen weights (LoRA) cost their dtype's bytes, partitioned. Activat
 follow BLOOM's block (hidden states, fp32 softmax over heads x seq x seq); with
 activation checkpointing only each block's input is kept, plus one block recomputed.
 The LM head runs only at answer positions (`--answer-share` of the tokens), in fp32.
+Loading reads the whole checkpoint on every rank (memory-mapped: once per node in the
+page cache). `--device cpu` plans CPU ranks (the rehearsals): one process holds it all.
 """
 
 from __future__ import annotations
@@ -171,12 +173,17 @@ def estimate(shape: Skeleton, hw: Hardware, work: Workload) -> Estimate:
     states, host_states = model_states(shape, hw, work)
     acts, logits = activations(shape, work), answer_logits(shape, work)
     device = (states + acts + logits) / GB
+    # Under ZeRO-3 every rank reads the whole checkpoint (memory-mapped) while it keeps
+    # its partition of the weights: the host's peak while loading.
+    checkpoint = shape.total * work.bytes_per_value
+    loading = (checkpoint + checkpoint / hw.ranks) / GB
     if hw.device == "cpu":  # the rank is a CPU process: its RAM holds everything
-        device += CPU_PROCESS_GB + (host_states / hw.gpus_per_node if work.offload else 0) / GB
+        offloaded = (host_states / hw.gpus_per_node if work.offload else 0) / GB
+        device = CPU_PROCESS_GB + max(device + offloaded, loading)
         host = device * hw.gpus_per_node
         fits = host <= hw.cpu_memory_gb
     else:
-        host = host_states / GB + HOST_PROCESS_GB * hw.gpus_per_node
+        host = (host_states + checkpoint) / GB + HOST_PROCESS_GB * hw.gpus_per_node
         fits = device <= hw.gpu_memory_gb - GPU_RESERVE_GB and host <= hw.cpu_memory_gb
     return Estimate(device, host, states / GB, acts / GB, logits / GB, fits)
 
