@@ -67,10 +67,13 @@ def overrides(shards: Path, model: Path, run: Path, args: argparse.Namespace) ->
     ]  # fmt: skip
 
 
-def predicted(config: Path, extra: list[str], seq_len: int, micro_batch: int) -> dict:
+def predicted(
+    config: Path, extra: list[str], seq_len: int, micro_batch: int, answer_share: float = 0.5
+) -> dict:
     argv = ["--config", str(config), "--device", "cpu", "--nodes", "1"]
     argv += ["--gpus-per-node", str(RANKS), "--cpu-memory-gb", "1e9"]
-    argv += ["--seq-len", str(seq_len), "--micro-batch", str(micro_batch), *extra]
+    argv += ["--seq-len", str(seq_len), "--micro-batch", str(micro_batch)]
+    argv += ["--answer-share", f"{answer_share:.3f}", *extra]
     return plan(plan_args(argv))
 
 
@@ -115,7 +118,8 @@ def rehearse_mode(mode: str, args: argparse.Namespace, prepared: tuple[Path, Pat
     summary = json.loads((run / "summary.json").read_text())
     rows = summary["steps"] * args.micro_batch * RANKS
     seq_len = round(summary["padded_tokens"] / rows)  # the mean padded row length that ran
-    plan_gb = predicted(config, extra, seq_len, args.micro_batch)["per_rank_gb"]
+    share = summary["answer_tokens"] / summary["tokens"]
+    plan_gb = predicted(config, extra, seq_len, args.micro_batch, share)["per_rank_gb"]
     measured = summary["peak_memory_mb"] / 1024
     export = run / "export" / ("model" if mode == "full" else "merged")
     return {
