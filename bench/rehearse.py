@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -85,9 +86,13 @@ def free_gb() -> float:
 
 def train(config: Path, extra: list[str]) -> float:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    with socket.socket() as probe:  # a free port: never collide with another run
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     command = [
         str(Path(sys.executable).with_name("deepspeed")), "--num_accelerators", str(RANKS),
-        str(REPO / "training" / "train.py"), "--config", str(config), *extra,
+        "--master_port", port, str(REPO / "training" / "train.py"), "--config", str(config),
+        *extra,
     ]  # fmt: skip
     started = time.perf_counter()
     subprocess.run(command, cwd=REPO, env=env, check=True)
