@@ -8,7 +8,8 @@ The model's skeleton is built from its config.json on the meta device (no weight
 BLOOMZ presets' configs ship in `training/presets.py`), LoRA is added by peft on the same
 device, and parameters are counted from it. Model states under ZeRO-3 come from
 DeepSpeed's own estimator (`estimate_zero3_model_states_mem_needs`) for the trainable
-parameters; frozen weights (LoRA) cost their dtype's bytes, partitioned. Activations
+parameters; frozen weights (LoRA) cost their dtype's bytes, partitioned; gathered weights
+stay live up to `stage3_max_live_parameters` (1e9 by default). Activations
 follow BLOOM's block (hidden states, fp32 softmax over heads x seq x seq); with
 activation checkpointing only each block's input is kept, plus one block recomputed.
 The LM head runs only at answer positions (`--answer-share` of the tokens), in fp32.
@@ -80,6 +81,7 @@ class Workload:
     checkpointing: bool
     offload: bool
     answer_share: float = 0.5
+    max_live_parameters: int = 10**9  # ZeRO-3's stage3_max_live_parameters (its default)
 
 
 def skeleton(model_config: dict[str, Any], config: TrainConfig) -> Skeleton:
@@ -125,9 +127,13 @@ def model_states(shape: Skeleton, hw: Hardware, work: Workload) -> tuple[float, 
         zero_init=True,
     )
     frozen = (shape.total - shape.trainable) * work.bytes_per_value
+    # Gathered weights stay live up to stage3_max_live_parameters while they will be
+    # reused (max_reuse_distance): at the turn from forward to backward, up to the whole
+    # model in its dtype; the estimator counts only the largest layer.
+    live = min(shape.total, work.max_live_parameters) * work.bytes_per_value
     if work.offload:
-        return float(device), cpu + frozen / hw.nodes
-    return device + frozen / hw.ranks, float(cpu)
+        return float(device + live), cpu + frozen / hw.nodes
+    return device + live + frozen / hw.ranks, float(cpu)
 
 
 def block_activations(shape: Skeleton, work: Workload) -> float:
@@ -226,6 +232,9 @@ def workload(config: TrainConfig, seq_len: int | None, micro_batch: int | None) 
         bytes_per_value=2 if config.precision == "bf16" else 4,
         checkpointing=config.activation_checkpointing,
         offload="offload_optimizer" in ds.get("zero_optimization", {}),
+        max_live_parameters=int(
+            ds.get("zero_optimization", {}).get("stage3_max_live_parameters", 10**9)
+        ),
     )
 
 
