@@ -112,7 +112,7 @@ def test_checkpointing_offload_and_cards_move_the_plan() -> None:
     one = estimate(shape, Hardware(1, 1, 80.0), work)
     assert ckpt.activations_gb < plain.activations_gb / 5 and ckpt.states_gb == plain.states_gb
     assert offload.states_gb < plain.states_gb and offload.host_gb > plain.host_gb
-    assert one.states_gb > 5 * plain.states_gb
+    assert one.states_gb > 3 * plain.states_gb  # 18 bytes per weight on one card, not 8
     assert not estimate(shape, Hardware(1, 8, 16.0), Workload(64, 512, 2, False, False)).fits
 
 
