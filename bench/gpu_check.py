@@ -11,7 +11,8 @@ beside the repository (on any machine with the registry):
         ninja==1.13.2 py-cpuinfo==9.0.0 msgpack==1.2.4 einops==0.8.2 pydantic==2.14.4 \
         pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 \
         tensorboard==2.21.0 tensorboard-data-server==0.7.2 grpcio==1.85.3 protobuf==7.36.2 \
-        absl-py==2.5.1 markdown==3.10 werkzeug==3.1.4 psutil==7.2.2
+        absl-py==2.5.1 markdown==3.11.3 werkzeug==3.1.9 markupsafe==3.0.4 pillow==13.0.0 \
+        psutil==7.2.2
     pip wheel --no-deps -w .whl deepspeed==0.19.8   # sdist only on PyPI: a pure-Python wheel
 
 Then: a BLOOM-1b1-shaped random model (bloomz-1b1's exact config.json, bf16) and MT
@@ -43,8 +44,8 @@ WHEELS = {  # distribution -> version; what the GPU image lacks
     "py_cpuinfo": "9.0.0", "msgpack": "1.2.4", "einops": "0.8.2", "pydantic": "2.14.4",
     "pydantic_core": "2.50.5", "annotated_types": "0.8.0", "typing_inspection": "0.4.5",
     "tensorboard": "2.21.0", "tensorboard_data_server": "0.7.2", "grpcio": "1.85.3",
-    "protobuf": "7.36.2", "absl_py": "2.5.1", "markdown": "3.10", "werkzeug": "3.1.4",
-    "psutil": "7.2.2",
+    "protobuf": "7.36.2", "absl_py": "2.5.1", "markdown": "3.11.3", "werkzeug": "3.1.9",
+    "markupsafe": "3.0.4", "pillow": "13.0.0", "psutil": "7.2.2",
 }  # fmt: skip
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 per card
 PRESET = "bloomz-1b1"
