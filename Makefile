@@ -41,8 +41,8 @@ test: $(STAMP)
 
 # The same code under transformers 5 (what GPU images carry; `make test` keeps 4.57 for
 # unbabel-comet): a second venv from requirements/tf5.txt, then the decoder, planner and
-# training tests in it. Measured on 2 cores shared with other jobs (load ~15): the venv
-# in about 5 min; decoder + test_train + test_plan + test_config in 37 min.
+# training tests in it. Measured on 2 cores shared with other jobs: the venv in about
+# 5 min; the 61 tests (decoder + tests/training) in 16 min at load ~4.
 VENV_TF5 ?= .venv-tf5
 TF5_STAMP := $(VENV_TF5)/.installed
 TF5_TESTS ?= tests/eval/test_decode.py tests/training
