@@ -15,6 +15,7 @@ is cut at EOS or the first newline and outputs come back in input order.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +35,10 @@ class DecodeConfig:
 
 
 def newline_token_ids(tokenizer: Any) -> set[int]:
-    """Ids whose text holds a newline: generation stops there."""
-    return {i for i in range(len(tokenizer)) if "\n" in tokenizer.decode([i])}
+    """Ids whose text holds a newline: generation stops there (one batched decode: BLOOM
+    has 250,880 ids)."""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return {i for i, text in enumerate(texts) if "\n" in text}
 
 
 def cut(text: str) -> str:
@@ -51,11 +54,33 @@ def common_prefix(rows: Sequence[Sequence[int]]) -> int:
     return n
 
 
+def kv_pairs(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-layer (keys, values) of a DynamicCache (transformers 4.57 and 5.x alike; the
+    legacy tuple conversion is gone in 5)."""
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def kv_cache(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> Any:
+    """A DynamicCache holding `pairs`, built with the public `update` of both versions."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for layer, (keys, values) in enumerate(pairs):
+        cache.update(keys, values, layer)
+    return cache
+
+
+def cache_argument(model: nn.Module) -> str:
+    """The forward argument (and output field) for the KV cache: transformers 5 renames
+    `past_key_values` to `cache` (the old name warns, then goes in 5.40)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @dataclass
 class _Batch:
-    """The rows being decoded: cache (legacy per-layer (k, v)), mask, outputs."""
+    """The rows being decoded: the model's cache object, mask, outputs."""
 
-    cache: list[tuple[torch.Tensor, torch.Tensor]]
+    cache: Any
     mask: torch.Tensor
     last: torch.Tensor
     rows: list[int]
@@ -63,7 +88,7 @@ class _Batch:
 
     def select(self, keep: list[int]) -> None:
         index = torch.tensor(keep, dtype=torch.long)
-        self.cache = [(k[index], v[index]) for k, v in self.cache]
+        self.cache.batch_select_indices(index)
         self.mask, self.last = self.mask[index], self.last[index]
         self.rows = [self.rows[i] for i in keep]
         self.outputs = [self.outputs[i] for i in keep]
@@ -82,13 +107,13 @@ def _merge(a: _Batch | None, b: _Batch) -> _Batch:
     if a is None or not a.rows:
         return b
     width = max(a.mask.shape[1], b.mask.shape[1])
-    cache = [
+    cache = kv_cache([
         (
             torch.cat([_pad_left(ka, width, 2), _pad_left(kb, width, 2)]),
             torch.cat([_pad_left(va, width, 2), _pad_left(vb, width, 2)]),
         )
-        for (ka, va), (kb, vb) in zip(a.cache, b.cache, strict=True)
-    ]
+        for (ka, va), (kb, vb) in zip(kv_pairs(a.cache), kv_pairs(b.cache), strict=True)
+    ])  # fmt: skip
     mask = torch.cat([_pad_left(a.mask, width, 1), _pad_left(b.mask, width, 1)])
     return _Batch(cache, mask, torch.cat([a.last, b.last]), a.rows + b.rows, a.outputs + b.outputs)
 
@@ -101,6 +126,7 @@ class Translator:
         self.eos = tokenizer.eos_token_id
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
         self.stops = newline_token_ids(tokenizer) | {self.eos}
+        self._cache_name = cache_argument(model)
 
     @torch.inference_mode()
     def translate(self, prompts: Sequence[str], progress: Progress | None = None) -> list[str]:
@@ -118,14 +144,10 @@ class Translator:
     def _forward(
         self, input_ids: torch.Tensor, mask: torch.Tensor, cache: Any
     ) -> tuple[torch.Tensor, Any]:
-        from transformers import DynamicCache
-
-        past = DynamicCache.from_legacy_cache(tuple(cache)) if cache is not None else None
-        out = self.model(
-            input_ids=input_ids, attention_mask=mask, past_key_values=past, use_cache=True
-        )
-        legacy = out.past_key_values.to_legacy_cache()
-        return out.logits[:, -1, :], [(k, v) for k, v in legacy]
+        """Last-position logits; `cache` (a DynamicCache or None) is extended in place."""
+        past = {self._cache_name: cache}
+        out = self.model(input_ids=input_ids, attention_mask=mask, use_cache=True, **past)
+        return out.logits[:, -1, :], out[self._cache_name]
 
     def _greedy(self, ids: list[list[int]], progress: Progress | None) -> list[list[int]]:
         n_prefix = common_prefix(ids)
@@ -169,13 +191,13 @@ class Translator:
             mask[row, n_prefix + width - len(suffix) :] = 1
         cache = None
         if prefix_cache is not None:
-            cache = [
+            cache = kv_cache([
                 (
                     k.expand(len(take), -1, -1, -1).contiguous(),
                     v.expand(len(take), -1, -1, -1).contiguous(),
                 )
-                for k, v in prefix_cache
-            ]
+                for k, v in kv_pairs(prefix_cache)
+            ])  # fmt: skip
         logits, cache = self._forward(input_ids, mask, cache)
         batch = _Batch(
             cache, mask, torch.zeros(len(take), dtype=torch.long), list(take), [[] for _ in take]

@@ -66,6 +66,7 @@ class TrainConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     deepspeed: str = "zero3"
     precision: Literal["fp32", "bf16"] = "fp32"
+    activation_checkpointing: bool = False  # recompute each block's activations in backward
     micro_batch_size: int = 8
     grad_accum: int = 1
     epochs_per_stage: list[float] = field(default_factory=lambda: [1.0])

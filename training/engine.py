@@ -48,7 +48,12 @@ def build_engine(
     # LoRA merge at export) are plain ones.
     zero3 = ds_config.get("zero_optimization", {}).get("stage") == 3
     hf_ds_config = HfDeepSpeedConfig(ds_config) if zero3 else None
-    model = load_model(model_path, config.model.trust_remote_code, model_dtype(config))
+    model = load_model(
+        model_path,
+        config.model.trust_remote_code,
+        model_dtype(config),
+        config.activation_checkpointing,
+    ).train()  # from_pretrained returns eval mode: no dropout, no activation checkpointing
     if config.finetune == "lora":
         lora = config.lora
         model = add_lora(model, lora.rank, lora.alpha, lora.dropout, lora.target_modules)

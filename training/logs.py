@@ -37,6 +37,8 @@ class StepCounts:
     answer_tokens: int
     tokens: int  # real (non-padding) tokens
     padded_tokens: int  # tokens including padding
+    flops: float = 0.0  # what the step needed (training/flops.py), for MFU
+    grad_norm: float | None = None  # the global gradient norm before clipping
 
 
 def trim_metrics(path: Path, last_step: int) -> int:
@@ -74,7 +76,7 @@ class MetricsLogger:
         self.window = position.window if position else LossWindow()
         self._launched = time.perf_counter()
         self._seconds_before = self.totals["seconds"]
-        self._speed = {"tokens": 0, "padded": 0, "started": time.perf_counter()}
+        self._speed = {"tokens": 0, "padded": 0, "flops": 0.0, "started": time.perf_counter()}
         self.jsonl = self.writer = None
         if rank == 0:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +111,7 @@ class MetricsLogger:
         )
         self._speed["tokens"] += counts.tokens
         self._speed["padded"] += counts.padded_tokens
+        self._speed["flops"] += counts.flops
         if step % self.config.log_every:
             if self.bar is not None:
                 self.bar.update(1)
@@ -128,10 +131,11 @@ class MetricsLogger:
             "tokens_per_s": self._speed["tokens"] / max(seconds, 1e-9),
             "padding_share": 1 - self._speed["tokens"] / max(self._speed["padded"], 1),
             "peak_memory_mb": peak_memory_mb(),
+            "grad_norm": counts.grad_norm,
         }
         if torch.cuda.is_available():
-            line["mfu"] = self.mfu(line["tokens_per_s"])
-        self._speed = {"tokens": 0, "padded": 0, "started": time.perf_counter()}
+            line["mfu"] = self.mfu(self._speed["flops"] / max(seconds, 1e-9))
+        self._speed = {"tokens": 0, "padded": 0, "flops": 0.0, "started": time.perf_counter()}
         self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{line['tokens_per_s']:.0f}")
         self._write(line)
         for key in ("loss", "lr", "tokens_per_s", "padding_share", "peak_memory_mb"):
@@ -151,11 +155,12 @@ class MetricsLogger:
         self.jsonl.write(json.dumps(line) + "\n")
         self.jsonl.flush()
 
-    def mfu(self, tokens_per_s: float) -> float:
-        """Model FLOPs utilisation: 6 x parameters x tokens/s over the cards' peak (bf16
-        dense; set ALIGNINSTRUCT_PEAK_TFLOPS per GPU, default 989 for an H100 SXM)."""
+    def mfu(self, flops_per_s: float) -> float:
+        """Model FLOPs utilisation: the FLOPs the steps needed (training/flops.py: the
+        embedding is a lookup, the output layer runs at answer positions) over the cards'
+        peak (bf16 dense; ALIGNINSTRUCT_PEAK_TFLOPS per GPU, default 989 for an H100 SXM)."""
         peak = float(os.environ.get("ALIGNINSTRUCT_PEAK_TFLOPS", "989")) * 1e12 * self.world
-        return 6 * self.total * tokens_per_s / peak
+        return flops_per_s / peak
 
     def totals_now(self) -> dict[str, float]:
         """The running totals, with training seconds summed over every launch."""

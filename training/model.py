@@ -42,12 +42,19 @@ def build_tiny_bloom(
     return out_dir
 
 
-def load_model(path: str, trust_remote_code: bool, dtype: torch.dtype) -> nn.Module:
+def load_model(
+    path: str, trust_remote_code: bool, dtype: torch.dtype, activation_checkpointing: bool = False
+) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(
-        path, torch_dtype=dtype, trust_remote_code=trust_remote_code
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype, trust_remote_code=trust_remote_code
     )
+    if activation_checkpointing:
+        # Non-reentrant: recomputation runs through ZeRO-3's parameter hooks and needs no
+        # input that requires grad (LoRA freezes the embeddings).
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model
 
 
 def add_lora(

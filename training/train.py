@@ -51,8 +51,9 @@ from training.data import IGNORE, BatchPlan, StageData, collate, load_stages
 from training.devloss import DevLoss
 from training.engine import build_engine, prepare_model_source
 from training.export import export_outputs
+from training.flops import StepFlops
 from training.logs import MetricsLogger, StepCounts
-from training.model import count_parameters
+from training.model import count_parameters, hf_model
 from training.preemption import Preemption
 from training.schedule import stage_schedule
 
@@ -112,16 +113,26 @@ def validate(config: TrainConfig, world: int) -> Inputs:
         fail(err)
 
 
-def token_counts(batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-    """Answer, real and padded tokens of this rank's micro-batches (to sum over ranks)."""
+def token_counts(batches: list[dict[str, torch.Tensor]], flops: StepFlops) -> torch.Tensor:
+    """Answer, real and padded tokens and the FLOPs of this rank's micro-batches (to sum
+    over ranks)."""
+    answers = sum(float((b["labels"] != IGNORE).sum()) for b in batches)
+    lengths = [int(n) for b in batches for n in b["attention_mask"].sum(1)]
     return torch.tensor(
         [
-            sum(float((b["labels"] != IGNORE).sum()) for b in batches),
+            answers,
             sum(float(b["attention_mask"].sum()) for b in batches),
             sum(float(b["input_ids"].numel()) for b in batches),
+            flops(lengths, int(answers)),
         ],
         dtype=torch.float64,
     )
+
+
+def grad_norm(engine: Any) -> float | None:
+    """The global gradient norm of the last optimizer step (before clipping)."""
+    norm = engine.get_global_grad_norm()
+    return None if norm is None else float(norm)
 
 
 def train(
@@ -141,6 +152,7 @@ def train(
     logger = MetricsLogger(run_dir, rank, config, world, parameters, resumed)
     dev = DevLoss(inputs.dev, config.micro_batch_size, rank, world) if inputs.dev else None
     plan, pad_id = inputs.plan, tokenizer.pad_token_id
+    flops = StepFlops.of(engine.module, hf_model(engine.module.lm).config)
 
     global_step = start.global_step
     stages = zip(inputs.stages, inputs.schedule, strict=True)
@@ -156,7 +168,7 @@ def train(
                 epoch_plan = plan.epoch(stage.lengths, epoch)
             micro_batches = plan.rank_micro_batches(epoch_plan[step % epoch_steps], rank)
             batches = [collate([stage[i] for i in ids], pad_id) for ids in micro_batches]
-            counts = token_counts(batches)  # the loss is a mean over every answer token
+            counts = token_counts(batches, flops)  # the loss: a mean over every answer token
             dist.all_reduce(counts)
             answer_tokens = float(counts[0])
             torch.manual_seed(config.seed * 1_000_003 + global_step * 1009 + rank)  # dropout
@@ -174,7 +186,9 @@ def train(
             logger.step(
                 global_step,
                 lr,
-                StepCounts(float(loss_sum), int(counts[0]), int(counts[1]), int(counts[2])),
+                StepCounts(
+                    float(loss_sum), *map(int, counts[:3]), float(counts[3]), grad_norm(engine)
+                ),
             )
             stage_end = step + 1 == steps
             if dev and (stage_end or (config.eval_every and global_step % config.eval_every == 0)):

@@ -1,0 +1,47 @@
+"""FLOPs a training step needs, from the model's config (for MFU).
+
+Per real token of a row of length s, with N the weights of the blocks (all parameters
+but the embedding, which is a lookup), L layers, hidden size h:
+    full:  6 N + 12 L h s           (forward 2N, backward 4N; attention scores and context)
+    LoRA:  4 N + 6 N_lora + 12 L h s (frozen weights need the input gradient only)
+and per answer token, the output layer (tied to the embedding, V ids wide, run only at
+answer positions): 6 h V for full fine-tuning, 4 h V for LoRA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class StepFlops:
+    hidden: int
+    layers: int
+    vocab: int
+    block_params: int  # base-model weights outside the embedding (frozen under LoRA)
+    adapter_params: int  # LoRA weights (0 for full fine-tuning)
+
+    @classmethod
+    def of(cls, model: nn.Module, hf_config: Any) -> StepFlops:
+        """From a (peft-wrapped) model; ZeRO-3 partitions report their full size."""
+        text = hf_config.get_text_config()
+        sizes = {n: getattr(p, "ds_numel", p.numel()) for n, p in model.named_parameters()}
+        adapter = sum(v for n, v in sizes.items() if "lora_" in n)
+        embedding = text.vocab_size * text.hidden_size
+        return cls(
+            hidden=text.hidden_size,
+            layers=text.num_hidden_layers,
+            vocab=text.vocab_size,
+            block_params=sum(sizes.values()) - adapter - embedding,
+            adapter_params=adapter,
+        )
+
+    def __call__(self, row_lengths: list[int], answer_tokens: int) -> float:
+        lora = self.adapter_params > 0
+        per_token = (4 if lora else 6) * self.block_params + 6 * self.adapter_params
+        attention = sum(12 * self.layers * self.hidden * n * n for n in row_lengths)
+        head = (4 if lora else 6) * self.hidden * self.vocab * answer_tokens
+        return float(per_token * sum(row_lengths) + attention + head)
