@@ -16,7 +16,11 @@ from training.schedule import lr_multiplier
 
 
 def test_eval_every_needs_a_dev_split(built: Path, tmp_path: Path) -> None:
-    result = train_once(f"data={built}", f"run_dir={tmp_path}/run", "eval_every=5")
+    build = copy_build(built, tmp_path / "no-dev")
+    manifest = json.loads((build / "manifest.json").read_text())
+    del manifest["dev"]  # a corpus without a dev split builds no dev entry
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    result = train_once(f"data={build}", f"run_dir={tmp_path}/run", "eval_every=5")
     assert_fails_before_training(result, "eval_every", "has no dev split")
 
 
