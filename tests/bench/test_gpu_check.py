@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench.gpu_check import SEQ_LEN, WHEELS, missing_wheels, prepare
 from training.data import load_stages
 
@@ -19,6 +21,7 @@ def test_wheel_list_names_what_is_missing(tmp_path: Path) -> None:
     assert missing_wheels(tmp_path) == [f"deepspeed=={WHEELS['deepspeed']}"]
 
 
+@pytest.mark.integration
 def test_prepare_builds_a_real_width_model_and_long_rows(tmp_path: Path) -> None:
     corpus, shards, model = prepare(tmp_path, ["n_layer=2", "hidden_size=64", "n_head=4"])
     config = json.loads((model / "config.json").read_text())

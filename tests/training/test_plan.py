@@ -123,6 +123,7 @@ def run_plan(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.integration
 def test_cli_matrix_and_errors(tmp_path: Path) -> None:
     result = run_plan("--matrix")
     assert result.returncode == 0, result.stderr[-2000:]
