@@ -11,6 +11,7 @@ import multiprocessing.process
 import os
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,27 @@ def unit_tier_stays_in_process(
         return real_connect(sock, address)
 
     monkeypatch.setattr(socket.socket, "connect", local_only)
+
+
+def mount_tmpfs(folder: Path, options: str) -> bool:
+    if os.geteuid() != 0:
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    command = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]
+    return subprocess.run(command, capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder nobody may write in: a read-only tmpfs as root, else mode 0555."""
+    folder = tmp_path / "ro"
+    if mount_tmpfs(folder, "ro,size=1m"):
+        yield folder
+        subprocess.run(["umount", str(folder)], check=True)
+        return
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o555)
+    if os.access(folder, os.W_OK):
+        pytest.skip("cannot make a read-only folder here (root without mount)")
+    yield folder
+    folder.chmod(0o755)

@@ -102,11 +102,8 @@ def test_uncached_hub_model_fails_at_once_offline(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.integration
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_read_only_output_fails_before_decoding(tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
+def test_read_only_output_fails_before_decoding(read_only_dir: Path, tmp_path: Path) -> None:
+    locked = read_only_dir
     result = eval_cli("run", "--grid", "opus100", f"corpus.path={MINI}", "pairs=[en-af]",
                       "supervised=[]", "zeroshot=[]", "--model", tmp_path,
                       "--out", locked / "eval")  # fmt: skip
