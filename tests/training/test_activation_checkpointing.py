@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import run_training
+from tests.training.conftest import run_training, train_rows
 
 # Activations must dominate the peak for the saving to show: many narrow blocks, wide rows.
 HEAVY = ("model.tiny_hidden=64", "model.tiny_layers=16", "micro_batch_size=128", "grad_accum=1")
@@ -19,7 +19,7 @@ def run(built: Path, run_dir: Path, *extra: str) -> tuple[list[dict], dict]:
         f"data={built}", f"run_dir={run_dir}", "max_steps_per_stage=1", "log_every=1", *extra
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = train_rows(run_dir)
     return rows, json.loads((run_dir / "summary.json").read_text())
 
 
