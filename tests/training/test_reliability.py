@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from core.dist import SHM
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, mount_tmpfs
 from tests.training.conftest import (
     TINY,
     TRAIN,
@@ -109,10 +109,8 @@ def test_corrupt_newest_checkpoints_fall_back_to_a_loadable_one(
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs: the disk of a run whose checkpoint does not fit (needs root)."""
     mount = tmp_path / "small-disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
+    if not mount_tmpfs(mount, "size=64k"):
         pytest.skip("mounting a tmpfs needs root")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
     try:
         yield mount
     finally:
