@@ -1,7 +1,8 @@
 """Where the time of a training step goes: 2-rank ZeRO-3 runs of training/train.py on
 CPU, split into forward, backward, ZeRO-3 gather/release, reduce-scatter, optimizer, data.
 
-    .venv/bin/python bench/bench_profile.py [--models tiny,5m] [--configs before,after] [--rounds 1]
+    .venv/bin/python bench/bench_profile.py [--models tiny,5m] [--configs shipped,persist]
+        [--rounds 1]
 
 About 3 minutes on an idle 2-core machine. Works from a fresh clone (FreeDict corpus from
 its Debian package, as bench_train.py).
@@ -17,9 +18,10 @@ regions nested in it, so "forward" is the forward compute alone and "gather" the
 all-gathers wherever they run. Timed over the steps after `--warm` warm-up steps;
 "other" is the step's wall time that no region covers.
 
-Configs: `after` is ds_configs/zero3.json as committed; `before` is the same JSON with
-the ZeRO-3 settings this benchmark tuned set back to their earlier values
-(BEFORE_SETTINGS). The ratio of their steady step times is printed per model size.
+Configs: `shipped` is ds_configs/zero3.json as committed; each other config is that JSON
+with the ZeRO-3 settings in VARIANTS changed (`persist`: parameters under 1e5 elements
+kept whole on every rank, DeepSpeed's own default). The ratio of the steady step times
+(variant / shipped: above 1 means the variant is slower) is printed per model size.
 """
 
 from __future__ import annotations
@@ -40,8 +42,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_train import MICRO_BATCH, SIZES, launch, prepare_data  # noqa: E402
 
-# ds_configs/zero3.json's ZeRO-3 settings before this benchmark tuned them.
-BEFORE_SETTINGS = {"stage3_param_persistence_threshold": 0}
+# ZeRO-3 settings tried against the shipped ds_configs/zero3.json.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "shipped": {},
+    "persist": {"stage3_param_persistence_threshold": 100_000},
+    "no-overlap": {"overlap_comm": False},
+    "no-prefetch": {"stage3_prefetch_bucket_size": 0},
+}
 STEPS = {"tiny": (10, 40), "5m": (4, 12)}  # (warm-up steps, timed steps)
 REGIONS = (
     "forward", "backward", "gather", "release", "reduce-scatter", "optimizer",
@@ -108,6 +115,7 @@ def profile_worker(out: Path, warm: int, train_args: list[str]) -> None:
     timers.wrap(dist, "all_reduce", "loss/token all-reduce", top_only=True)
     timers.wrap(MetricsLogger, "step", "logging")
     marks: dict[str, float] = {}
+    at_last_step: dict[str, float] = {}
     logger_step = MetricsLogger.step
 
     def counting_step(self: MetricsLogger, step: int, *args: Any, **kwargs: Any) -> None:
@@ -116,21 +124,23 @@ def profile_worker(out: Path, warm: int, train_args: list[str]) -> None:
             timers.reset()
             marks["start"] = time.perf_counter()
         marks["end"], marks["steps"] = time.perf_counter(), step - warm
+        # Regions as of this step: the stage-end dev loss that follows is not a step's work.
+        at_last_step.update(timers.spent)
 
     logger_close = MetricsLogger.close
 
     def close_and_write(self: MetricsLogger) -> None:
         logger_close(self)  # after the last step, before the export
-        write_rank_result(out, timers, marks)
+        write_rank_result(out, at_last_step, marks)
 
     MetricsLogger.step, MetricsLogger.close = counting_step, close_and_write
     sys.argv = [str(ROOT / "training" / "train.py"), *train_args]
     train.main()
 
 
-def write_rank_result(out: Path, timers: Timers, marks: dict[str, float]) -> None:
+def write_rank_result(out: Path, spent: dict[str, float], marks: dict[str, float]) -> None:
     rank = int(os.environ.get("RANK", "0"))
-    result = {"wall": marks["end"] - marks["start"], "steps": marks["steps"], **timers.spent}
+    result = {"wall": marks["end"] - marks["start"], "steps": marks["steps"], **spent}
     (out / f"rank{rank}.json").write_text(json.dumps(result) + "\n")
 
 
@@ -139,8 +149,7 @@ def write_rank_result(out: Path, timers: Timers, marks: dict[str, float]) -> Non
 
 def ds_json(scratch: Path, config: str) -> Path:
     ds = json.loads((ROOT / "ds_configs" / "zero3.json").read_text())
-    if config == "before":
-        ds["zero_optimization"].update(BEFORE_SETTINGS)
+    ds["zero_optimization"].update(VARIANTS[config])
     path = scratch / f"zero3-{config}.json"
     path.write_text(json.dumps(ds, indent=2) + "\n")
     return path
@@ -183,7 +192,7 @@ def print_split(key: str, config: str, per_step: dict[str, float], others: float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="tiny,5m")
-    parser.add_argument("--configs", default="before,after")
+    parser.add_argument("--configs", default="shipped,persist", help=", ".join(VARIANTS))
     parser.add_argument("--rounds", type=int, default=1, help="interleaved repeats")
     parser.add_argument("--keep", help="keep the work folder here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -195,6 +204,10 @@ def main() -> None:
         train_args = [f"--local_rank={args.local_rank}", *(x for x in rest if x != "--")]
         profile_worker(args.out, args.warm, train_args)
         return
+    configs = args.configs.split(",")
+    if unknown := [c for c in configs if c not in VARIANTS]:
+        expected = ", ".join(VARIANTS)
+        parser.error(f"--configs: unknown {', '.join(unknown)}; expected some of {expected}")
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         scratch = Path(args.keep or tmp)
         scratch.mkdir(parents=True, exist_ok=True)
@@ -202,7 +215,6 @@ def main() -> None:
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
                    ALIGNINSTRUCT_CACHE=cache, TQDM_DISABLE="1")  # fmt: skip
         data, _ = prepare_data(scratch, env)
-        configs = args.configs.split(",")
         for key in args.models.split(","):
             walls: dict[str, list[float]] = {config: [] for config in configs}
             for round_ in range(1, args.rounds + 1):  # configs interleaved round by round
@@ -210,11 +222,12 @@ def main() -> None:
                     per_step, others = profile(key, config, data, scratch, env, round_)
                     print_split(key, config, per_step, others)
                     walls[config].append(per_step["wall"])
-            if {"before", "after"} <= walls.keys():
-                before, after = (statistics.median(walls[c]) for c in ("before", "after"))
+            shipped = statistics.median(walls.get("shipped") or [float("nan")])
+            for config in (c for c in configs if c != "shipped"):
+                variant = statistics.median(walls[config])
                 print(
-                    f"  step time before / after: {before / after:.2f}x (median of {args.rounds} "
-                    f"round(s); {before * 1e3:.0f} vs {after * 1e3:.0f} ms)"
+                    f"  step time {config} / shipped: {variant / shipped:.2f}x (median of "
+                    f"{args.rounds} round(s); {variant * 1e3:.0f} vs {shipped * 1e3:.0f} ms)"
                 )
 
 

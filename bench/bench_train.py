@@ -15,7 +15,7 @@ Same run, same machine, 2 CPU ranks, OMP_NUM_THREADS=1 per rank on every side:
    with a locally trained 4000-token BPE, built as shards by `python -m data_prep build
    freedict ... curriculum=MT [split=dev]`, all in a temp dir.
 2. Two model sizes: the tiny random BLOOM of training/configs/tiny-cpu.yaml (hidden 64,
-   2 layers, 0.36M parameters) and a ~4.2M one (hidden 256, 4 layers) where compute
+   2 layers, 0.36M parameters) and a ~5.0M one (hidden 256, 5 layers) where compute
    dominates the step.
 3. Ours: `deepspeed --num_accelerators 2 training/train.py --config
    training/configs/tiny-cpu.yaml micro_batch_size=16 grad_accum=1
@@ -93,7 +93,7 @@ class ModelSize:
         ]
 
 
-SIZES = {"tiny": ModelSize("tiny", 64, 2, 4), "5m": ModelSize("~4.2M", 256, 4, 4)}
+SIZES = {"tiny": ModelSize("tiny", 64, 2, 4), "5m": ModelSize("~5.0M", 256, 5, 4)}
 SIDES = ("train.py", "Trainer grouped", "Trainer random")
 
 
@@ -467,7 +467,7 @@ def report(job: Job, best: dict[str, dict], rounds: int) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=300, help="tiny model: optimizer steps")
-    parser.add_argument("--steps-5m", type=int, default=60, help="~4.2M model: optimizer steps")
+    parser.add_argument("--steps-5m", type=int, default=60, help="~5.0M model: optimizer steps")
     parser.add_argument("--models", default="tiny,5m", help="comma-separated: tiny, 5m")
     parser.add_argument("--rounds", type=int, default=1, help="alternate, keep each side's best")
     parser.add_argument("--keep", help="keep the work folder here (default: a removed temp dir)")

@@ -15,6 +15,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def encode_batch(tokenizer: Any, batch: list[tuple[str, str]], max_len: int) -> 
         lengths.append(len(ids))
         prompt_lengths.append(len(prompt))
         kept.append(True)
-    flat = np.fromiter((t for ids in pieces for t in ids), dtype=np.int64)
+    flat = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=sum(lengths))
     return Encoded(
         flat,
         np.asarray(lengths, dtype=np.int64),
@@ -139,21 +140,33 @@ class ShardWriter:
         self._count = self._size = 0
 
     def add(self, encoded: Encoded) -> None:
-        """Append a batch: one document (of one sequence) per sample."""
-        offsets = np.concatenate([[0], np.cumsum(encoded.lengths)])
-        for index, (length, n_prompt) in enumerate(
-            zip(encoded.lengths.tolist(), encoded.prompt_lengths.tolist(), strict=True)
-        ):
-            if self._tokens is None or self._size + length > self.max_tokens:
+        """Append a batch: one document (of one sequence) per sample. The samples go in
+        runs that fit the current shard, one write per run (not per sample)."""
+        lengths = encoded.lengths
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        position = np.arange(int(ends[-1]) if len(ends) else 0) - np.repeat(starts, lengths)
+        mask = (position >= np.repeat(encoded.prompt_lengths, lengths)).astype(np.uint8)
+        first = 0
+        while first < len(lengths):
+            if self._tokens is None or self._size + int(lengths[first]) > self.max_tokens:
                 self._close_current()
                 self._open()
-            ids = encoded.ids[offsets[index] : offsets[index + 1]]
-            mask = np.ones(length, dtype=np.uint8)
-            mask[:n_prompt] = 0
-            self._tokens.add_document(ids, [length])
-            self._mask.add_document(mask, [length])
-            self._count += 1
-            self._size += length
+            room = self.max_tokens - self._size
+            fit = int(np.searchsorted(ends[first:] - starts[first], room, side="right"))
+            last = first + max(1, fit)  # a sample longer than a shard gets one of its own
+            span = slice(int(starts[first]), int(ends[last - 1]))
+            self._write(encoded.ids[span], mask[span], lengths[first:last].tolist())
+            first = last
+
+    def _write(self, ids: np.ndarray, mask: np.ndarray, lengths: list[int]) -> None:
+        for builder, data in ((self._tokens, ids), (self._mask, mask)):
+            before = len(builder.sequence_lengths)
+            builder.add_document(data, lengths)
+            # add_document made the run one document: split it, one per sample.
+            builder.document_indices[-1:] = range(before + 1, before + len(lengths) + 1)
+        self._count += len(lengths)
+        self._size += sum(lengths)
 
     def _close_current(self) -> None:
         if self._tokens is None:

@@ -181,6 +181,17 @@ class Checkpoints:
                 problems.append(f"{path}: sha256 differs from {CHECKSUMS} (corrupt or cut)")
         return problems
 
+    def _openable(self, folder: Path) -> list[str]:
+        """This rank's DeepSpeed files that torch cannot open (memory-mapped: only the
+        archive's index and pickles are read, not the tensors)."""
+        problems = []
+        for path in sorted(folder.glob(f"*zero_pp_rank_{self.rank}_*.pt")):
+            try:
+                torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+            except Exception as err:  # any unreadable archive: this checkpoint is unusable
+                problems.append(f"{path} (rank {self.rank}): {type(err).__name__}: {err}")
+        return problems
+
     def resume(self, engine: Any) -> ResumePosition | None:
         """Load the newest usable checkpoint; None when there is none to resume from."""
         self._remove_partials()
@@ -193,6 +204,10 @@ class Checkpoints:
                 problems = gather_problems(self._verify(folder))
             except (OSError, ValueError) as err:
                 problems = gather_problems([f"{folder / CHECKSUMS}: {err}"])
+            if not problems:
+                # A rank whose own files do not even open must not enter DeepSpeed's load:
+                # the other ranks would go on into its collectives alone and desync.
+                problems = gather_problems(self._openable(folder))
             client: dict[str, Any] | None = None
             if not problems:
                 try:

@@ -9,7 +9,7 @@ import pytest
 
 from data_prep.contract.shards import open_shard, token_dtype
 from data_prep.contract.tokenizer import load_tokenizer
-from data_prep.shards import ShardWriter, encode_batch, encode_stream
+from data_prep.shards import Encoded, ShardWriter, encode_batch, encode_stream
 
 BATCH = [
     ("Translate from German to English.\nGerman: Guten Morgen.\nEnglish:", " Good morning."),
@@ -83,3 +83,26 @@ def test_pool_and_inline_encoding_agree(tokenizer) -> None:
     for a, b in zip(inline, pooled, strict=True):
         assert a.ids.tolist() == b.ids.tolist()
         assert a.prompt_lengths.tolist() == b.prompt_lengths.tolist()
+
+
+def test_writer_rotates_per_sample_across_batches_and_isolates_oversized(tmp_path: Path) -> None:
+    # Rule: a sample that would take the shard past max_tokens starts a new shard; one
+    # longer than a shard gets a shard of its own. The batch boundary changes nothing.
+    lengths, prompts = [3, 4, 10, 2, 2], [1, 1, 2, 0, 1]
+    ids = np.arange(sum(lengths), dtype=np.int64)
+    ends = np.cumsum(lengths)
+    writer = ShardWriter(tmp_path, np.uint16, max_tokens=6)
+    for part in (slice(0, 2), slice(2, 5)):  # two batches: [3, 4] and [10, 2, 2]
+        start, stop = (ends - lengths)[part][0], ends[part][-1]
+        writer.add(Encoded(ids[start:stop], np.array(lengths[part]), np.array(prompts[part])))
+    shards = writer.close()
+    assert [(s.sequences, s.tokens) for s in shards] == [(1, 3), (1, 4), (1, 10), (2, 4)]
+    rows = []
+    for shard in shards:
+        tokens, mask = open_shard(tmp_path / shard.prefix)
+        assert tokens.document_indices.tolist() == list(range(shard.sequences + 1))
+        rows.extend((np.array(tokens[k]).tolist(), np.array(mask[k]).tolist()) for k in
+                    range(len(tokens)))  # fmt: skip
+    for k, (row_ids, row_mask) in enumerate(rows):
+        assert row_ids == ids[ends[k] - lengths[k] : ends[k]].tolist()
+        assert row_mask == [0] * prompts[k] + [1] * (lengths[k] - prompts[k])
