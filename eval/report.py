@@ -204,7 +204,12 @@ def _fmt(value: float | None) -> str:
 
 
 def _delta(value: float | None, base: float | None) -> str:
-    return "" if value is None or base is None else f"{value - base:+.2f}"
+    """Two decimals; a difference that would show as +0.00 gets two significant digits, so
+    that a marked (significant) difference never reads as zero."""
+    if value is None or base is None:
+        return ""
+    diff = value - base
+    return f"{diff:+.2g}" if diff and abs(diff) < 0.005 else f"{diff:+.2f}"
 
 
 def _interval(test: dict[str, Any] | None) -> str:
@@ -236,7 +241,11 @@ def metric_table(
             test = found.get(run.label)
             value = run.value(row, metric)
             star = " *" if test and test["significant"] else ""
-            delta = _delta(value, base.value(row, metric)) + star
+            base_test = found.get(base.label)
+            if test and base_test:  # unrounded: scores.json keeps two decimals
+                delta = _delta(test["score"], base_test["score"]) + star
+            else:
+                delta = _delta(value, base.value(row, metric)) + star
             cells += [_fmt(value) + _interval(test), delta, _p(test)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -346,8 +355,27 @@ def toy_note(runs: list[Run]) -> list[str]:
         f"**These are toy models** ({size}, each trained for at most {minutes:.1f} "
         "minutes): the scores show that the pipeline works end to end, "
         "not what AlignInstruct or LoRA do at scale. The commands for a real BLOOMZ "
-        "(560m to 7b1 on OPUS-100) are in the README (Training, Evaluation).",
+        "(560m to 7b1 on OPUS-100) are in the README (Training, Evaluation)."
+        + _toy_lora_note(runs),
     ]
+
+
+def _toy_lora_note(runs: list[Run]) -> str:
+    """Why a toy's LoRA adapts more than the paper-scale default, from its own config."""
+    for run in runs:
+        lora, summary = (run.config or {}).get("lora"), run.summary or {}
+        if (run.config or {}).get("finetune") != "lora" or not lora:
+            continue
+        trainable, total = summary.get("trainable_parameters"), summary.get("total_parameters")
+        share = f", {trainable / total:.0%} of the model" if trainable and total else ""
+        count = f": {trainable:,} trainable parameters{share}" if trainable else ""
+        return (
+            f" LoRA ({run.label}) adapts {', '.join(lora.get('target_modules', []))} at rank "
+            f"{lora.get('rank')}{count}, chosen so that it can learn at this size: with the "
+            "paper-scale default, query_key_value at rank 8, a model this small has a few "
+            "thousand trainable parameters and its loss barely moves."
+        )
+    return ""
 
 
 def settings_note(settings: PairedSettings, tests: dict[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ import pytest
 
 from eval.config import EvalConfig
 from eval.directions import directions, load_grid, read_test_sets
-from eval.report import read_curves
+from eval.report import _delta, read_curves
 from eval.run import score_all
 from tests.conftest import REPO_ROOT
 
@@ -273,3 +273,34 @@ def test_toy_note_only_for_toy_models(tmp_path: Path) -> None:
     assert toy_note([run(1_065_314_304), run(559_214_592)]) == []
     assert "toy models** (at most 356,224 parameters" in toy_note([run(356_224)])[1]
     assert "2.0 minutes" in toy_note([run(1_065_314_304, tiny=True)])[1]
+    assert "adapts" not in toy_note([run(356_224)])[1]
+    lora = {"rank": 16, "target_modules": ["query_key_value", "dense"]}
+    summary = {"total_parameters": 388_992, "trainable_parameters": 32_768, "wall_seconds": 60.0}
+    adapted = Run("lora-mt", tmp_path, tmp_path, None, {}, summary,
+                  {"finetune": "lora", "lora": lora})  # fmt: skip
+    note = toy_note([run(356_224), adapted])[1]
+    assert "LoRA (lora-mt) adapts query_key_value, dense at rank 16: 32,768 trainable" in note
+    assert "8% of the model, chosen so that it can learn at this size" in note
+
+
+def test_a_difference_below_a_hundredth_does_not_read_as_zero() -> None:
+    assert _delta(0.0059, 0.0078) == "-0.0019"  # demo BLEU: marked significant, not "+0.00"
+    assert (_delta(2.25, 1.98), _delta(1.0, 1.0), _delta(None, 1.0)) == ("+0.27", "+0.00", "")
+
+
+def test_table_delta_uses_the_unrounded_scores(tmp_path: Path) -> None:
+    from eval.report import Run, metric_table
+
+    def run(label: str, rounded: float) -> Run:
+        scores = {"directions": {"de-en": {"bleu": rounded}}, "averages": {}}
+        return Run(label, tmp_path, tmp_path, None, scores)
+
+    base, worse = run("base", 0.01), run("worse", 0.01)  # both round to 0.01
+    tests = {"de-en": {"bleu": {"systems": {
+        "base": {"score": 0.0078, "mean": 0.0078, "ci": 0.0005, "p_value": None,
+                 "significant": None},
+        "worse": {"score": 0.0059, "mean": 0.0059, "ci": 0.0004, "p_value": 0.001,
+                  "significant": True},
+    }}}}  # fmt: skip
+    row = metric_table([base, worse], base, "bleu", tests)[2]
+    assert "| -0.0019 * | 0.001 * |" in row  # was "+0.00 *": the wrong sign, and zero
