@@ -1,7 +1,7 @@
 """Where the time of a training step goes: 2-rank ZeRO-3 runs of training/train.py on
 CPU, split into forward, backward, ZeRO-3 gather/release, reduce-scatter, optimizer, data.
 
-    .venv/bin/python bench/bench_profile.py [--models tiny,5m] [--configs shipped,persist]
+    .venv/bin/python bench/bench_profile.py [--models tiny,5m] [--configs shipped,bloom-gelu]
         [--rounds 1]
 
 About 3 minutes on an idle 2-core machine. Works from a fresh clone (FreeDict corpus from
@@ -18,10 +18,12 @@ regions nested in it, so "forward" is the forward compute alone and "gather" the
 all-gathers wherever they run. Timed over the steps after `--warm` warm-up steps;
 "other" is the step's wall time that no region covers.
 
-Configs: `shipped` is ds_configs/zero3.json as committed; each other config is that JSON
-with the ZeRO-3 settings in VARIANTS changed (`persist`: parameters under 1e5 elements
-kept whole on every rank, DeepSpeed's own default). The ratio of the steady step times
-(variant / shipped: above 1 means the variant is slower) is printed per model size.
+Configs: `shipped` is train.py with ds_configs/zero3.json as committed; each other config
+changes what VARIANTS says: ZeRO-3 settings in that JSON (`persist`: parameters under 1e5
+elements kept whole on every rank, DeepSpeed's own default) or train.py overrides
+(`bloom-gelu`: transformers' element-wise BLOOM GELU instead of the fused one). The ratio
+of the steady step times (variant / shipped: above 1 means the variant is slower) is
+printed per model size.
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_train import MICRO_BATCH, SIZES, launch, prepare_data  # noqa: E402
 
 # ZeRO-3 settings tried against the shipped ds_configs/zero3.json.
-VARIANTS: dict[str, dict[str, Any]] = {
-    "shipped": {},
-    "persist": {"stage3_param_persistence_threshold": 100_000},
-    "no-overlap": {"overlap_comm": False},
-    "no-prefetch": {"stage3_prefetch_bucket_size": 0},
+# name: (changes to the JSON's zero_optimization, train.py overrides)
+VARIANTS: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "shipped": ({}, []),
+    "persist": ({"stage3_param_persistence_threshold": 100_000}, []),
+    "no-overlap": ({"overlap_comm": False}, []),
+    "no-prefetch": ({"stage3_prefetch_bucket_size": 0}, []),
+    "bloom-gelu": ({}, ["model.fused_gelu=false"]),
 }
 STEPS = {"tiny": (10, 40), "5m": (4, 12)}  # (warm-up steps, timed steps)
 REGIONS = (
@@ -149,7 +153,7 @@ def write_rank_result(out: Path, spent: dict[str, float], marks: dict[str, float
 
 def ds_json(scratch: Path, config: str) -> Path:
     ds = json.loads((ROOT / "ds_configs" / "zero3.json").read_text())
-    ds["zero_optimization"].update(VARIANTS[config])
+    ds["zero_optimization"].update(VARIANTS[config][0])
     path = scratch / f"zero3-{config}.json"
     path.write_text(json.dumps(ds, indent=2) + "\n")
     return path
@@ -166,7 +170,7 @@ def profile(
         "--config", "training/configs/tiny-cpu.yaml", f"data={data}", f"run_dir={out / 'run'}",
         f"micro_batch_size={MICRO_BATCH}", "grad_accum=1", f"max_steps_per_stage={warm + timed}",
         f"log_every={warm + timed}", f"save_every={10**9}", f"deepspeed={ds_json(scratch, config)}",
-        *SIZES[key].overrides(),
+        *SIZES[key].overrides(), *VARIANTS[config][1],
     ]  # fmt: skip
     _, others = launch(
         [str(Path(__file__).resolve()), "--worker", "--out", str(out), "--warm", str(warm),
@@ -192,7 +196,7 @@ def print_split(key: str, config: str, per_step: dict[str, float], others: float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="tiny,5m")
-    parser.add_argument("--configs", default="shipped,persist", help=", ".join(VARIANTS))
+    parser.add_argument("--configs", default="shipped,bloom-gelu", help=", ".join(VARIANTS))
     parser.add_argument("--rounds", type=int, default=1, help="interleaved repeats")
     parser.add_argument("--keep", help="keep the work folder here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

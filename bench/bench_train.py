@@ -20,7 +20,7 @@ Same run, same machine, 2 CPU ranks, OMP_NUM_THREADS=1 per rank on every side:
 3. Ours: `deepspeed --num_accelerators 2 training/train.py --config
    training/configs/tiny-cpu.yaml micro_batch_size=16 grad_accum=1
    max_steps_per_stage=STEPS model.tiny_hidden=... model.tiny_layers=...`
-   (length-grouped batches, LM head at answer positions only).
+   (length-grouped batches, LM head at answer positions only, fused GELU).
 4. The peer, `transformers.Trainer`, the way ALMA, ParroT and LLaMA-Factory train: the
    same model (the random init that step 3 saved), the same samples read back from the
    shards, the same ZeRO-3 JSON (ds_configs/zero3.json, "auto" values filled by the

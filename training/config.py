@@ -31,7 +31,9 @@ CONFIGS_PACKAGE = "training.configs"
 @dataclass(frozen=True)
 class ModelConfig:
     """`name`: a preset (bloomz-560m ... bloomz-7b1), a hub name, or a local folder.
-    `tiny`: build a tiny random BLOOM with the data's tokenizer instead (tests, demo)."""
+    `tiny`: build a tiny random BLOOM with the data's tokenizer instead (tests, demo).
+    `fused_gelu`: train BLOOM with PyTorch's fused tanh GELU instead of transformers'
+    element-wise one (the same function; see training/model.py TanhGelu)."""
 
     name: str = "bloomz-560m"
     tiny: bool = False
@@ -39,6 +41,7 @@ class ModelConfig:
     tiny_layers: int = 2
     tiny_heads: int = 4
     trust_remote_code: bool = False
+    fused_gelu: bool = True
 
     def resolved(self) -> str:
         return MODEL_PRESETS.get(self.name, self.name)

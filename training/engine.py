@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 from data_prep.contract.tokenizer import load_tokenizer
 from training.config import TrainConfig
-from training.model import AnswerOnlyLM, add_lora, build_tiny_bloom, load_model
+from training.model import AnswerOnlyLM, add_lora, build_tiny_bloom, fuse_gelu, load_model
 from training.schedule import lr_multiplier
 
 
@@ -54,6 +54,8 @@ def build_engine(
         model_dtype(config),
         config.activation_checkpointing,
     ).train()  # from_pretrained returns eval mode: no dropout, no activation checkpointing
+    if config.model.fused_gelu:
+        fuse_gelu(model)
     if config.finetune == "lora":
         lora = config.lora
         model = add_lora(model, lora.rank, lora.alpha, lora.dropout, lora.target_modules)
