@@ -17,21 +17,27 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from training.flops import StepFlops  # noqa: E402
+from training.plan import meta_model  # noqa: E402
 from training.presets import PRESET_NAMES, preset_config  # noqa: E402
 
 BENCH_SHAPES = {"bench tiny": (64, 2, 4000), "bench ~5.0M": (256, 5, 4000)}
 
 
 def bloom_flops(hidden: int, layers: int, vocab: int) -> StepFlops:
-    """Full fine-tuning FLOPs of a BLOOM shape: per block 12h^2 weights + 13h biases and
-    LayerNorms; the embedding LayerNorm and the final one 4h."""
-    blocks = layers * (12 * hidden * hidden + 13 * hidden) + 4 * hidden
-    return StepFlops(hidden, layers, vocab, block_params=blocks, adapter_params=0)
+    """Full fine-tuning FLOPs of a BLOOM shape, counted on its meta-device model."""
+    return shape_flops({"model_type": "bloom", "hidden_size": hidden, "n_layer": layers,
+                        "n_head": 4, "vocab_size": vocab})  # fmt: skip
+
+
+def shape_flops(model_config: dict[str, Any]) -> StepFlops:
+    model, hf_config = meta_model(model_config)
+    return StepFlops.of(model, hf_config)
 
 
 def head_ratio(flops: StepFlops, row_tokens: float, answer_share: float) -> tuple[float, float]:
@@ -49,16 +55,14 @@ def main() -> None:
     parser.add_argument("--row-tokens", type=float, default=53740 / 988, help="mean row length")
     parser.add_argument("--answer-share", type=float, default=15508 / 53740)
     args = parser.parse_args()
-    shapes = dict(BENCH_SHAPES)
-    for name in PRESET_NAMES:
-        config = preset_config(name)
-        shapes[name] = (config["hidden_size"], config["n_layer"], config["vocab_size"])
+    flops = {name: bloom_flops(*shape) for name, shape in BENCH_SHAPES.items()}
+    flops |= {name: shape_flops(preset_config(name)) for name in PRESET_NAMES}
     print(f"rows of {args.row_tokens:.1f} tokens, {args.answer_share:.1%} of them answers")
     print(f"{'shape':<14} {'hidden':>6} {'layers':>6} {'vocab':>7}  head share  bound")
-    for name, (hidden, layers, vocab) in shapes.items():
-        share, ratio = head_ratio(bloom_flops(hidden, layers, vocab), args.row_tokens,
-                                  args.answer_share)  # fmt: skip
-        print(f"{name:<14} {hidden:>6} {layers:>6} {vocab:>7}  {share:10.1%}  {ratio:5.2f}x")
+    for name, counted in flops.items():
+        share, ratio = head_ratio(counted, args.row_tokens, args.answer_share)
+        print(f"{name:<14} {counted.hidden:>6} {counted.layers:>6} {counted.vocab:>7}  "
+              f"{share:10.1%}  {ratio:5.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

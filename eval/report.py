@@ -242,10 +242,11 @@ def metric_table(
             value = run.value(row, metric)
             star = " *" if test and test["significant"] else ""
             base_test = found.get(base.label)
-            if test and base_test:  # unrounded: scores.json keeps two decimals
-                delta = _delta(test["score"], base_test["score"]) + star
-            else:
-                delta = _delta(value, base.value(row, metric)) + star
+            pair = (  # the tests' unrounded scores where tested: scores.json keeps two decimals
+                (test["score"], base_test["score"]) if test and base_test
+                else (value, base.value(row, metric))
+            )  # fmt: skip
+            delta = _delta(*pair) + star
             cells += [_fmt(value) + _interval(test), delta, _p(test)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines

@@ -84,15 +84,24 @@ class Workload:
     max_live_parameters: int = 10**9  # ZeRO-3's stage3_max_live_parameters (its default)
 
 
-def skeleton(model_config: dict[str, Any], config: TrainConfig) -> Skeleton:
-    """Build the model (and its LoRA) on the meta device and count its parameters."""
+def meta_model(model_config: dict[str, Any]) -> tuple[Any, Any]:
+    """(model, its transformers config) built from a config.json dict on the meta device:
+    shapes and parameter counts, no weights."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     values = dict(model_config)
     hf_config = AutoConfig.for_model(values.pop("model_type"), **values)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(hf_config)
+        return AutoModelForCausalLM.from_config(hf_config), hf_config
+
+
+def skeleton(model_config: dict[str, Any], config: TrainConfig) -> Skeleton:
+    """Build the model (and its LoRA) on the meta device and count its parameters."""
+    import torch
+
+    model, hf_config = meta_model(model_config)
+    with torch.device("meta"):
         if config.finetune == "lora":
             from training.model import add_lora
 

@@ -1,4 +1,4 @@
-"""bench/head_flops.py: its BLOOM shape formula against a real model's parameters."""
+"""bench/head_flops.py: its meta-device count against a real model's parameters."""
 
 from __future__ import annotations
 
