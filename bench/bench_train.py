@@ -355,7 +355,7 @@ def trainer_worker(args: argparse.Namespace) -> None:
     sys.stderr.flush()
     dist.barrier()
     dist.destroy_process_group()
-    os._exit(0)  # torch 2.13's gloo can abort at interpreter exit (FIELD-NOTES)
+    os._exit(0)  # torch 2.13's gloo can abort at interpreter exit (as core.dist.finish)
 
 
 # --------------------------------------------------------------------------- one side
