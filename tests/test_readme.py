@@ -22,7 +22,8 @@ from core.typed_config import ConfigError, parse_args_with_overrides
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 PROGRAMS = ("make", "python", "torchrun", "deepspeed", "sbatch")
-TOP_LEVEL = {p.name for p in REPO.iterdir() if p.is_dir() and not p.name.startswith(".")}
+# The repository's own folders (not runs/, shards/ or data/ that commands write).
+TOP_LEVEL = {p.parent.name for p in REPO.glob("*/__init__.py")} | {"docs", "requirements"}
 
 
 def fenced(text: str, language: str) -> list[str]:
