@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv demo test test-unit test-tf5 lint clean
+.PHONY: venv demo test test-unit test-tf5 lint docs clean
 venv: $(STAMP)
 
 $(STAMP): setup.py requirements/constraints.txt
@@ -140,8 +140,14 @@ test-tf5: $(TF5_STAMP)
 	PYTHONPATH=$(CURDIR) $(VENV_TF5)/bin/python -c "import transformers as t; assert t.__version__ >= '5', t.__version__"
 	PYTHONPATH=$(CURDIR) $(VENV_TF5)/bin/python -m pytest -q $(TF5_TESTS)
 
+# The linter and the formatter's check (ruff.toml), as CI runs them.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# Regenerate the generated blocks of docs/ (tables a command prints, e.g. the planner's
+# matrix); tests/core/test_gendocs.py fails when they are stale.
+docs: $(STAMP)
+	$(PY) -m core.gendocs docs/*.md
 
 clean:
 	rm -rf $(VENV) runs .cache

@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_build.py [--copies 4] [--workers 2] [--rounds 3]
 
-About 2-3 minutes on an idle 2-core machine. Works from a fresh clone: the FreeDict
+How long a run takes: bench/README.md. Works from a fresh clone: the FreeDict
 corpus is built from its Debian package (`apt-get download`) under
 $ALIGNINSTRUCT_CACHE, else in a temp dir.
 

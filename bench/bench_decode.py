@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=2 .venv/bin/python bench/bench_decode.py [--sentences 500] [--repeats 3]
 
-About 2-3 minutes on an idle 2-core machine (corpus and model ~40 s, then the sweeps).
+How long a run takes: bench/README.md.
 Works from a fresh clone: the FreeDict corpus is built from its Debian package
 (`apt-get download`) under $ALIGNINSTRUCT_CACHE, else in a temp dir.
 

@@ -4,7 +4,7 @@ CPU, split into forward, backward, ZeRO-3 gather/release, reduce-scatter, optimi
     .venv/bin/python bench/bench_profile.py [--models tiny,5m] [--configs shipped,bloom-gelu]
         [--rounds 1]
 
-About 3 minutes on an idle 2-core machine. Works from a fresh clone (FreeDict corpus from
+How long a run takes: bench/README.md. Works from a fresh clone (FreeDict corpus from
 its Debian package, as bench_train.py).
 
 Each rank runs train.py's own `main()` (the same loop, engine and data) with wall-clock

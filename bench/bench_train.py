@@ -3,8 +3,8 @@ with quality parity on held-out data.
 
     .venv/bin/python bench/bench_train.py [--steps 300] [--steps-5m 60] [--rounds 1]
 
-About 5 minutes on an idle 2-core machine (data ~20 s, then 3 launches per model size,
-start-up included); `--rounds N` repeats the launches N times. Works from a fresh clone:
+Three launches per model size (how long they take: bench/README.md); `--rounds N`
+repeats the launches N times. Works from a fresh clone:
 the FreeDict corpus is built from its Debian package (`apt-get download`) under
 $ALIGNINSTRUCT_CACHE, else in a temp dir.
 
@@ -355,7 +355,7 @@ def trainer_worker(args: argparse.Namespace) -> None:
     sys.stderr.flush()
     dist.barrier()
     dist.destroy_process_group()
-    os._exit(0)  # torch 2.13's gloo can abort at interpreter exit (FIELD-NOTES)
+    os._exit(0)  # torch 2.13's gloo can abort at interpreter exit (as core.dist.finish)
 
 
 # --------------------------------------------------------------------------- one side

@@ -3,8 +3,7 @@
 Precision here is: among links whose source word is a lexicon headword, the share
 whose target word is one of its translations; both sides lower-cased. A link whose
 source word the lexicon lacks says nothing either way and is not counted. On the
-FreeDict de-en train split this reproduces the baselines quoted in the data-prep
-issue (eflomal grow-diag-final-and about 0.30, intersection about 0.38).
+FreeDict de-en train split the figures are in bench/RESULTS.md ("Alignment quality").
 """
 
 from __future__ import annotations

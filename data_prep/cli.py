@@ -32,7 +32,7 @@ from data_prep.build import BuildError, build, default_cache_dir
 from data_prep.cleaning import CleanConfig, CleanReport, clean
 from data_prep.contract.readers import CorpusError, CorpusSpec, read_file_pair, read_lines
 from data_prep.freedict import FreeDictError, build_corpus, fetch_deb
-from data_prep.inspect import InspectError, inspect
+from data_prep.inspect_shards import InspectError, inspect
 from data_prep.output import OutputError, check_output_dir, check_output_file, disk_full_message
 from data_prep.recipe import load_recipe
 from data_prep.split import SplitError, SplitSpec, parse_size, split_corpus

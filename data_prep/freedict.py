@@ -9,7 +9,7 @@ with the English translation on the next line::
     Ich trau' mich nicht nach Hause. /(IPA)/
     I daren't go home., I'm scared to go home.
 
-The published split (shared/data/freedict-deu-eng) was, despite its README, read as
+The published split (docs/data-prep.md, "FreeDict") was, despite its notes, read as
 blank-line separated blocks: an entry that follows another without a blank line in
 between was glued to it and lost, with its pairs and its lexicon translations ("Haus"
 there lacks "house", "Hund" lacks "dog"). Its lexicon also cut headwords at the first
@@ -322,7 +322,7 @@ def build_corpus(
     """Write `{train,dev,test}.{de,en}` and `lexicon.tsv` to `out_dir`; return a summary.
 
     Every file is written atomically. With the defaults the output equals the published
-    split in shared/data/freedict-deu-eng.
+    split (docs/data-prep.md, "FreeDict").
     """
     deb, out_dir = Path(deb), Path(out_dir)
     check_output_dir(out_dir, overwrite=True, marker=None)

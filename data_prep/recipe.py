@@ -61,8 +61,8 @@ class AlignInstructConfig:
 
     Positives are 1-to-1 links between content words in the `links` set whose
     corpus-wide consistency min(P(y|x), P(x|y)) is at least `min_consistency` (0
-    turns the filter off). On FreeDict de-en with eflomal, 0.1 raised the lexicon
-    precision of positives from 0.38 to 0.44 while keeping 81% of them.
+    turns the filter off). The default 0.1 is the project's choice: it raises the
+    positives' lexicon precision on FreeDict (bench/RESULTS.md, docs/method.md).
     """
 
     positive_share: float = 0.5

@@ -356,7 +356,7 @@ def toy_note(runs: list[Run]) -> list[str]:
         f"**These are toy models** ({size}, each trained for at most {minutes:.1f} "
         "minutes): the scores show that the pipeline works end to end, "
         "not what AlignInstruct or LoRA do at scale. The commands for a real BLOOMZ "
-        "(560m to 7b1 on OPUS-100) are in the README (Training, Evaluation)."
+        "(560m to 7b1 on OPUS-100) are in docs/training.md and docs/evaluation.md."
         + _toy_lora_note(runs),
     ]
 

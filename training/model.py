@@ -60,8 +60,8 @@ def load_model(
 class TanhGelu(nn.Module):
     """BLOOM's GELU (the tanh approximation, the same constants) as PyTorch's one fused
     kernel. transformers' BloomGelu runs it as ~8 separate element-wise ops forward and ~10
-    in its hand-written backward, each a pass over the 4h-wide MLP activations: 2.6x (h=64)
-    to 5.6x (h=256) slower on CPU, and memory-bound on GPUs. Outputs and gradients agree
+    in its hand-written backward, each a pass over the 4h-wide MLP activations (slower on
+    CPU, memory-bound on GPUs; bench/RESULTS.md). Outputs and gradients agree
     within fp32 rounding (tests/training/test_model.py)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

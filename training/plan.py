@@ -36,7 +36,7 @@ GB = 2**30
 # What a rank holds besides the model: CUDA context, NCCL buffers and allocator slack on a
 # GPU (kept free, not predicted); on CPU the process itself (torch, DeepSpeed,
 # transformers, gloo, DeepSpeed's fixed buffers), measured as the peak of a 77k-parameter
-# model at micro batch 1: 0.47 GB per rank (README, "Planner against measurement").
+# model at micro batch 1 (bench/RESULTS.md, "Planner against measurement").
 GPU_RESERVE_GB = 3.0
 CPU_PROCESS_GB = 0.47
 # A GPU rank's process on the host (CUDA-enabled torch, DeepSpeed, pinned buffers).

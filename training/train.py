@@ -8,7 +8,7 @@ Launch (CPU, 2 ranks, tiny model; what the tests run):
         --config training/configs/tiny-cpu.yaml data=runs/demo/shards run_dir=runs/demo/train
     OMP_NUM_THREADS=1 torchrun --nproc_per_node 2 training/train.py --config ... (same keys)
 Multi-node: `deepspeed --hostfile HOSTFILE training/train.py ...`, or under Slurm / MPI
-with `srun` / `mpirun` setting RANK, WORLD_SIZE, MASTER_ADDR (see README).
+with `srun` / `mpirun` setting RANK, WORLD_SIZE, MASTER_ADDR (see docs/clusters.md).
 
 The curriculum's stages run in order in one launch, each on its own shards, continuing
 from the previous stage's weights (one optimizer; the LR schedule warms up and decays

@@ -40,7 +40,7 @@ OPUS100_LANGUAGES: dict[str, str] = {
 
 # The default 24 languages of the supervised grid: OPUS-100 languages absent from
 # BLOOM's ROOTS pre-training corpus. The paper's exact list could not be checked
-# (see shared/PAPER.md); this is a documented default, overridable in a recipe.
+# (see docs/method.md); this is a documented default, overridable in a recipe.
 UNSEEN_SUPERVISED: tuple[str, ...] = (
     "af", "am", "be", "cy", "ga", "gd", "gl", "ha", "ka", "kk", "km", "ky",
     "li", "my", "nb", "nn", "oc", "se", "si", "tg", "tk", "tt", "ug", "uz",

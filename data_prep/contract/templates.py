@@ -1,6 +1,6 @@
 """The prompt templates of every instruction type: one module, used by data prep and eval.
 
-Defaults follow PAPER.md (Mao & Yu, 2024). Placeholders: {l1} {l2} language names,
+Defaults follow the paper (Mao & Yu, 2024; docs/method.md). Placeholders: {l1} {l2} language names,
 {x} source sentence, {y} target sentence, {xw} {yw} the two words of an alignment
 assertion, {hints} the formatted hint list, {y_revised} the target with one wrong
 word, {wrong} {right} that word and its correction. Answers start with a space so

@@ -24,7 +24,7 @@ from data_prep.contract.readers import CorpusError
 from data_prep.contract.shards import open_shard
 from data_prep.contract.templates import DEFAULT_TEMPLATES
 from data_prep.contract.tokenizer import load_tokenizer
-from data_prep.inspect import InspectError, inspect
+from data_prep.inspect_shards import InspectError, inspect
 from data_prep.instructions import BuildSettings, InstructionBuilder
 from data_prep.output import OutputError
 from data_prep.recipe import load_recipe, parse_curriculum

@@ -135,7 +135,7 @@ def test_opens_with_what_was_compared(four: Path) -> None:
     assert "full, 356,224 trainable" in compared
     assert "freedict mt 2,400 + align 1,200 -> mt 2,400" in compared
     assert "| 60 | 1.6 min |" in compared
-    assert "**These are toy models**" in compared and "README" in compared
+    assert "**These are toy models**" in compared and "docs/training.md" in compared
 
 
 @pytest.mark.integration
