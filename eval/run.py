@@ -148,7 +148,8 @@ def score_all(
     }
     write_json(out / "scores.json", result)
     write_lines(out / "scores.csv", to_csv(per_direction).splitlines())
-    write_lines(out / "scores.md", to_markdown(per_direction, avg).splitlines())
+    table = to_markdown(per_direction, avg, config.comet_uncovered_in_averages)
+    write_lines(out / "scores.md", table.splitlines())
     save_resolved(config, grid)
     return result
 

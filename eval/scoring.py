@@ -175,7 +175,10 @@ def to_csv(per_direction: dict[str, dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def to_markdown(per_direction: dict[str, dict[str, Any]], avg: dict[str, dict[str, float]]) -> str:
+def to_markdown(
+    per_direction: dict[str, dict[str, Any]], avg: dict[str, dict[str, float]],
+    comet_uncovered: bool = False,
+) -> str:  # fmt: skip
     metrics = metrics_present(per_direction)
     head = ["direction", "group", *(TITLES[m] for m in metrics)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -189,7 +192,7 @@ def to_markdown(per_direction: dict[str, dict[str, Any]], avg: dict[str, dict[st
     for group, values in avg.items():
         cells = [_average_cell(values, m) for m in metrics]
         lines.append(f"| {group} | {values['directions']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines + notes(per_direction, avg)) + "\n"
+    return "\n".join(lines + notes(per_direction, avg, comet_uncovered)) + "\n"
 
 
 def _average_cell(values: dict[str, float], metric: str) -> str:
@@ -201,7 +204,10 @@ def _average_cell(values: dict[str, float], metric: str) -> str:
     return f"{values[metric]:.2f}{partial}"
 
 
-def notes(per_direction: dict[str, dict[str, Any]], avg: dict[str, dict[str, float]]) -> list[str]:
+def notes(
+    per_direction: dict[str, dict[str, Any]], avg: dict[str, dict[str, float]],
+    comet_uncovered: bool = False,
+) -> list[str]:  # fmt: skip
     """What the marks in the tables mean, for the directions that have them."""
     found = []
     no_lid = [n for n, e in per_direction.items() if "off_target" in e and e["off_target"] is None]
@@ -210,13 +216,10 @@ def notes(per_direction: dict[str, dict[str, Any]], avg: dict[str, dict[str, flo
                      f"language of {', '.join(no_lid)}.")  # fmt: skip
     uncovered = [n for n, e in per_direction.items() if e.get("comet_covered") is False]
     if uncovered:
-        averaged = any(
-            v.get("comet_directions") == v["directions"] for v in avg.values() if "comet" in v
-        )
         found.append(
             f"{UNCOVERED_MARK} COMET on a language outside its encoder's pre-training "
             f"languages (XLM-R's): {', '.join(uncovered)}; "
-            + ("included in" if averaged else "left out of")
+            + ("included in" if comet_uncovered else "left out of")
             + " the COMET averages."
         )
     partial = any(
