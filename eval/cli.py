@@ -60,7 +60,7 @@ def _report(args: argparse.Namespace) -> None:
     from eval.report import report
     from eval.significance import PairedSettings
 
-    settings = PairedSettings(args.paired, args.resamples, args.seed)
+    settings = PairedSettings(args.paired, args.resamples, args.seed, correction=args.correction)
     print(report(args.runs, args.out, args.baseline, settings, args.labels))
 
 
@@ -120,6 +120,12 @@ def parser() -> argparse.ArgumentParser:
         help="bootstrap resamples / AR trials (default 1000 / 10000, as sacrebleu)",
     )
     p.add_argument("--seed", type=int, default=12345, help="seed of the resampling (>= 1)")
+    p.add_argument(
+        "--correction",
+        choices=("holm", "bonferroni", "none"),
+        default="holm",
+        help="multiple-comparison correction over the directions (default holm)",
+    )
     p.set_defaults(run=_report)
     p = sub.add_parser("align", help="AlignInstruct accuracy on the build's dev samples")
     p.add_argument("--data", required=True, help="data-prep build folder (dev/align.jsonl)")

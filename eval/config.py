@@ -46,7 +46,10 @@ class EvalConfig:
     """`grid`: a grid YAML or a shipped name (freedict, opus100). `model`: a model folder
     or hub name (the base model with `adapter`, a LoRA adapter folder merged into it).
     `templates`: template overrides (YAML), as used for the training data. `comet`: a
-    COMET checkpoint (.ckpt). `out`: the eval folder (hyps/, scores, this config)."""
+    COMET checkpoint (.ckpt). `out`: the eval folder (hyps/, scores, this config).
+    `comet_uncovered_in_averages`: also average COMET over directions with a language
+    outside its encoder's pre-training languages (eval.coverage); they are flagged either
+    way."""
 
     grid: str = "freedict"
     model: str | None = None
@@ -55,6 +58,8 @@ class EvalConfig:
     templates: str | None = None
     comet: str | None = None
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    # Low-resource eval (docs/evaluation-metrics.md)
+    comet_uncovered_in_averages: bool = False
 
     def problems(self, key: str) -> list[str]:
         d, found = self.decode, []

@@ -25,8 +25,11 @@ from data_prep.contract.languages import OPUS100_LANGUAGES, language_name
 from data_prep.contract.readers import (
     CorpusError,
     CorpusSpec,
+    alternatives_file,
     corpus_files,
+    count_lines,
     decode_line,
+    read_alternatives,
     read_pairs,
 )
 
@@ -116,17 +119,28 @@ class Direction:
 @dataclass(frozen=True)
 class TestSet:
     """A direction's sources and references, every line kept (a test set is never
-    cleaned), cut at the grid's `max_sentences`."""
+    cleaned), cut at the grid's `max_sentences`. `alternatives`: where the corpus gives
+    them (`{reference file}.alt`), each segment's further references (empty: none), else
+    an empty list."""
 
     sources: list[str]
     references: list[str]
+    alternatives: list[list[str]] = field(default_factory=list)
 
     def sha256(self) -> dict[str, str]:
         """Hashes of exactly the text decoded and scored."""
-        return {
+        found = {
             "sources": _text_hash(self.sources),
             "references": _text_hash(self.references),
         }
+        if self.alternatives:
+            found["alternatives"] = _text_hash(["\t".join(alts) for alts in self.alternatives])
+        return found
+
+    @property
+    def reference_count(self) -> int:
+        """The most references a segment has."""
+        return 1 + max((len(alts) for alts in self.alternatives), default=0)
 
 
 def _text_hash(lines: list[str]) -> str:
@@ -188,7 +202,16 @@ def read_test_set(direction: Direction) -> TestSet:
             break
         sources.append(_text(pair.src, direction, pair.line))
         references.append(_text(pair.tgt, direction, pair.line))
-    return TestSet(sources, references)
+    return TestSet(sources, references, read_test_alternatives(direction, len(references)))
+
+
+def read_test_alternatives(direction: Direction, segments: int) -> list[list[str]]:
+    """The first `segments` segments' alternative references, when the corpus has them."""
+    path = alternatives_file(direction.corpus, direction.src, direction.tgt, direction.split)
+    if path is None or not path.is_file():
+        return []
+    target = direction.files[1]
+    return read_alternatives(path, count_lines(target))[:segments]
 
 
 def read_test_sets(found: list[Direction]) -> dict[str, TestSet]:

@@ -30,10 +30,19 @@ from core.typed_config import ConfigError
 from data_prep.contract.templates import Templates, load_templates
 from eval.checks import input_problems
 from eval.config import EvalConfig, save_resolved
+from eval.coverage import comet_covered
 from eval.decode import Translator
 from eval.directions import Direction, GridConfig, TestSet, directions, read_test_sets
+from eval.offtarget import identifier_record
 from eval.provenance import FileHashes, meta_for, producer, reusable
-from eval.scoring import averages, read_hypotheses, score_direction, to_csv, to_markdown
+from eval.scoring import (
+    averages,
+    read_hypotheses,
+    score_direction,
+    to_csv,
+    to_markdown,
+    write_alternatives,
+)
 
 
 def prepare(
@@ -104,16 +113,18 @@ def score_one(
 ) -> dict[str, Any]:
     """Scores of one direction; its references (and COMET segment scores) are written
     beside the hypotheses, for the report's paired significance tests."""
-    refs = test_set.references
+    refs, alts = test_set.references, test_set.alternatives
     ref_name = str(direction.files[-1]) if direction.files else direction.corpus.path
     hyps = read_hypotheses(out / "hyps" / f"{direction.name}.txt", refs, ref_name)
-    entry = {"group": direction.group, **score_direction(hyps, refs, direction.tgt)}
+    entry = {"group": direction.group, **score_direction(hyps, refs, direction.tgt, alts)}
     write_lines(out / "refs" / f"{direction.name}.txt", refs)
+    write_alternatives(out / "refs" / f"{direction.name}.alt.txt", alts)
     if config.comet:
         from eval.comet_score import comet_score
 
-        system, segments = comet_score(config.comet, test_set.sources, hyps, refs)
+        system, segments = comet_score(config.comet, test_set.sources, hyps, refs)  # 1st ref
         entry["comet"] = round(100 * system, 2)
+        entry["comet_covered"] = comet_covered(direction.src, direction.tgt)
         write_lines(out / "comet" / f"{direction.name}.txt", map(repr, segments))
     return entry
 
@@ -126,16 +137,19 @@ def score_all(
     if config.comet:
         load_comet_checked(config.comet)
     per_direction = {d.name: score_one(config, d, test_sets[d.name], out) for d in found}
-    avg = averages(per_direction)
+    avg = averages(per_direction, config.comet_uncovered_in_averages)
     result = {
         "grid": grid.name,
         "directions": per_direction,
         "averages": avg,
         "comet_checkpoint": config.comet,
+        "comet_uncovered_in_averages": config.comet_uncovered_in_averages,
+        "off_target_identifier": identifier_record(),
     }
     write_json(out / "scores.json", result)
     write_lines(out / "scores.csv", to_csv(per_direction).splitlines())
-    write_lines(out / "scores.md", to_markdown(per_direction, avg).splitlines())
+    table = to_markdown(per_direction, avg, config.comet_uncovered_in_averages)
+    write_lines(out / "scores.md", table.splitlines())
     save_resolved(config, grid)
     return result
 

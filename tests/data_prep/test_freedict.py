@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from data_prep.freedict import (
+    ALTERNATIVES_JOIN,
     DEFAULT_SEED,
     FreeDictError,
+    alternatives,
     build_corpus,
     extract_dict,
     iter_entries,
@@ -27,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "data" / "freedict-deu-eng"
 SPLITS = ("train", "dev", "test")
 OUTPUTS = [f"{split}.{lang}" for split in SPLITS for lang in ("de", "en")] + ["lexicon.tsv"]
+ALT_OUTPUTS = [f"{split}.en.alt" for split in SPLITS]
 PLACEHOLDER = re.compile(r"\b(?:etw|jdn|jdm|jds|sth|sb)\.")
 # Measured against the published split: 7,231 of 7,231 pairs and 98,683 of 98,683 lexicon
 # headwords in common, both ways (the files are byte-identical).
@@ -67,9 +70,22 @@ def read_lines(path: Path) -> list[str]:
     return text[:-1].split("\n")
 
 
+def joined_english(folder: Path, split: str) -> list[str]:
+    """The English lines of a split as the dictionary gives them: the first reference and
+    its alternatives (`.en.alt`, where written) joined with ", "."""
+    english = read_lines(folder / f"{split}.en")
+    alt_path = folder / f"{split}.en.alt"
+    if not alt_path.is_file():
+        return english
+    alts = read_lines(alt_path)
+    assert len(alts) == len(english), split
+    return [ALTERNATIVES_JOIN.join([first, *filter(None, more.split("\t"))])
+            for first, more in zip(english, alts, strict=True)]  # fmt: skip
+
+
 def read_pairs(folder: Path, split: str) -> list[Pair]:
     """The (de, en) pairs of one split, checking both sides have as many lines."""
-    german, english = read_lines(folder / f"{split}.de"), read_lines(folder / f"{split}.en")
+    german, english = read_lines(folder / f"{split}.de"), joined_english(folder, split)
     assert len(german) == len(english), split
     return list(zip(german, english, strict=True))
 
@@ -112,8 +128,36 @@ def test_same_seed_is_byte_identical(
 ) -> None:
     out, summary = corpus
     assert build_corpus(deb, tmp_path, seed=DEFAULT_SEED) == summary
-    for name in OUTPUTS:
+    for name in OUTPUTS + ALT_OUTPUTS:
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_alternatives_are_separate_references(corpus: tuple[Path, dict[str, Any]]) -> None:
+    """FreeDict joins alternative translations into one line (issue 17); each split keeps
+    the first in `.en` and the others in `.en.alt`, line-aligned."""
+    out, summary = corpus
+    found = {}
+    for split in SPLITS:
+        english, alts = read_lines(out / f"{split}.en"), read_lines(out / f"{split}.en.alt")
+        assert len(alts) == len(english)
+        assert summary["with_alternatives"][split] == sum(bool(a) for a in alts)
+        found.update(zip(english, alts, strict=True))
+        assert all(alternatives(line) == [line] for line in english)
+    assert found["I daren't go home."] == "I'm scared to go home."
+    assert summary["with_alternatives"]["test"] > 20  # 29 of the 500 test lines
+    assert "\t" in "".join(read_lines(out / "train.en.alt"))  # lines with three or four
+
+
+def test_alternatives_split_only_between_sentences() -> None:
+    """Lines of the FreeDict package: a comma after an abbreviation or an ellipsis inside
+    one translation does not start another."""
+    assert alternatives("I won't tolerate that!, I won't accept that!, I won't have that!") == [
+        "I won't tolerate that!", "I won't accept that!", "I won't have that!"
+    ]  # fmt: skip
+    assert alternatives("How about …?, What about …?") == ["How about …?", "What about …?"]
+    for one in ("In 776 B.C., the first Olympic Games were held at the foot of Mount Olympus.",
+                "I'll meet you …, ok?", "Of 10 attempts, 7 are successful."):  # fmt: skip
+        assert alternatives(one) == [one]
 
 
 def test_other_seed_changes_order_only(
@@ -147,6 +191,10 @@ def test_matches_published_split(corpus: tuple[Path, dict[str, Any]]) -> None:
     common = len(ours_keys & ref_keys)
     assert common / len(ref_keys) >= MIN_OVERLAP and common / len(ours_keys) >= MIN_OVERLAP
     for name in OUTPUTS:
+        if name.endswith(".en"):  # the published English lines: first and alternatives joined
+            split = name.removesuffix(".en")
+            assert joined_english(out, split) == read_lines(REFERENCE / name), name
+            continue
         assert (out / name).read_bytes() == (REFERENCE / name).read_bytes(), name
 
 

@@ -54,14 +54,31 @@ def test_outputs_and_averages(evaluated: Path, trained_model: Path) -> None:
         hyps = (evaluated / "hyps" / f"{name}.txt").read_text(encoding="utf-8").splitlines()
         assert len(hyps) == 60 and all("\n" not in h for h in hyps)
     assert "| de-en | X->en |" in (evaluated / "scores.md").read_text()
-    assert (evaluated / "scores.csv").read_text().startswith("direction,group,sentences,bleu,chrf")
+    header = "direction,group,sentences,bleu,chrf,off_target"
+    assert (evaluated / "scores.csv").read_text().startswith(header)
+
+
+def test_off_target_rates_beside_the_scores(evaluated: Path) -> None:
+    scores = json.loads((evaluated / "scores.json").read_text())
+    assert scores["off_target_identifier"]["model"] == "fastText lid.176.ftz (bundled)"
+    for name, tgt in (("de-en", "en"), ("en-de", "de")):
+        entry = scores["directions"][name]
+        assert 0 <= entry["off_target"] <= 100 and sum(entry["identified"].values()) <= 60
+        on_target = entry["identified"].get(tgt, 0)
+        if len(entry["identified"]) < 5:  # all labels listed: the rate follows from them
+            assert entry["off_target"] == round(100 * (60 - on_target) / 60, 2)
+    rates = [scores["directions"][d]["off_target"] for d in ("de-en", "en-de")]
+    assert scores["averages"]["all"]["off_target"] == round(sum(rates) / 2, 2)
+    assert "off-target %" in (evaluated / "scores.md").read_text()
 
 
 def test_scores_equal_the_sacrebleu_command_line(
     evaluated: Path, freedict_corpus: Path, tmp_path: Path
 ) -> None:
+    """en-de: one reference per sentence, as the command line reads it. (de-en has
+    alternative references, which the command line cannot take for some lines only.)"""
     scores = json.loads((evaluated / "scores.json").read_text())["directions"]
-    for name, tgt in (("de-en", "en"), ("en-de", "de")):
+    for name, tgt in (("en-de", "de"),):
         refs = (freedict_corpus / f"test.{tgt}").read_text(encoding="utf-8").splitlines()[:60]
         ref = tmp_path / f"ref.{tgt}"
         ref.write_text("\n".join(refs) + "\n", encoding="utf-8")
@@ -74,6 +91,26 @@ def test_scores_equal_the_sacrebleu_command_line(
         bleu, chrf = (float(x) for x in out.stdout.split())
         assert scores[name]["bleu"] == bleu and scores[name]["chrf"] == chrf
         assert "tok:13a" in scores[name]["signatures"]["bleu"]
+
+
+def test_alternative_references_are_scored(evaluated: Path, freedict_corpus: Path) -> None:
+    """de-en: FreeDict's alternative translations (test.en.alt) are references too."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    from eval.scoring import reference_streams
+
+    entry = json.loads((evaluated / "scores.json").read_text())["directions"]["de-en"]
+    refs = (freedict_corpus / "test.en").read_text(encoding="utf-8").splitlines()[:60]
+    lines = (freedict_corpus / "test.en.alt").read_text(encoding="utf-8").splitlines()[:60]
+    alts = [line.split("\t") if line else [] for line in lines]
+    assert sum(map(bool, alts)) == 3 and entry["references"] == 2
+    hyps = (evaluated / "hyps" / "de-en.txt").read_text(encoding="utf-8").splitlines()
+    streams = reference_streams(refs, alts)
+    assert entry["bleu"] == round(BLEU().corpus_score(hyps, streams).score, 2)
+    assert entry["chrf"] == round(CHRF(word_order=2).corpus_score(hyps, streams).score, 2)
+    assert "nrefs:var" in entry["signatures"]["bleu"]
+    assert (evaluated / "refs" / "de-en.alt.txt").read_text(encoding="utf-8").splitlines() == lines
+    assert not (evaluated / "refs" / "en-de.alt.txt").exists()
 
 
 def test_finished_directions_are_not_decoded_again(
@@ -203,3 +240,6 @@ def test_comet_scores_with_a_local_checkpoint(
     assert scores["averages"]["all"]["comet"] == round(sum(values) / 2, 2)
     assert scores["comet_checkpoint"] == str(tiny_ckpt)
     assert "COMET" in (out / "scores.md").read_text()
+    # de and en are XLM-R languages: covered, averaged, no mark
+    assert all(scores["directions"][d]["comet_covered"] for d in ("de-en", "en-de"))
+    assert "†" not in (out / "scores.md").read_text()
