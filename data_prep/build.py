@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from core.fileio import sha256_file, write_json, write_lines
 from core.typed_config import to_dict
-from data_prep import output
+from data_prep import mixing, output
 from data_prep.align import Alignment, align, format_pharaoh, parse_pharaoh, symmetrize
 from data_prep.cleaning import CleanReport, clean
 from data_prep.contract.languages import language_name
@@ -258,15 +258,21 @@ def _build_stage(
     bar = tqdm(
         total=sum(p.report.kept for p in pairs), desc=folder.name, unit="pair", disable=not progress
     )
+    mix = recipe.mixing_for(folder.name)
+    sizes = {f"{p.src}-{p.tgt}": p.report.kept for p in pairs}
+    mix_entry = mixing.summary(mix, sizes)
+    uses = mixing.line_repeats(mix, sizes, recipe.seed, folder.name)
 
     def samples() -> Iterator[Sample]:
         link_sets, stats_sets = _link_sets(recipe, kinds)
         for pair in pairs:
             pair.ensure_stats(stats_sets)
+            repeats = uses[f"{pair.src}-{pair.tgt}"]
             for aligned in aligned_pairs(pair, link_sets, pair.stats):
-                for sample in builder.samples(aligned):
-                    counts[f"{sample.kind}:{sample.src}-{sample.tgt}"] += 1
-                    yield sample
+                for repeat in range(1 if repeats is None else repeats[aligned.line - 1]):
+                    for sample in builder.samples(aligned, repeat):
+                        counts[f"{sample.kind}:{sample.src}-{sample.tgt}"] += 1
+                        yield sample
                 bar.update(1)
 
     def batches() -> Iterator[list[tuple[str, str]]]:
@@ -310,6 +316,7 @@ def _build_stage(
         "seconds": round(seconds, 2),
         "tokens_per_second": round(stats["tokens"] / max(seconds, 1e-9)),
         "skipped": dict(sorted(builder.skipped.items())),
+        "mixing": mix_entry,
         "by_kind": _by_kind(counts),
         "by_direction": dict(sorted(counts.items())),
         "shards": [vars(s) for s in shards],

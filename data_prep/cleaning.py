@@ -39,17 +39,17 @@ DROP_REASONS: tuple[str, ...] = (
 # The scripts (Unicode Script property values, as in Scripts.txt) each language is written
 # in, for the wrong-script filter; languages not listed are not checked. Where a language
 # is written in two scripts (Serbian, Uzbek, Kurdish), both count.
-_LATIN = (
-    "af an az br bs ca cs cy da de en eo es et eu fi fr fy ga gd gl ha hr hu id ig is it "
-    "li lt lv mg ms mt nb nl nn no oc pl pt ro rw se sh sk sl sq sv tk tr vi wa xh yo zu"
-)
+_BY_SCRIPT: dict[str, str] = {
+    "Latin": "af an az br bs ca cs cy da de en eo es et eu fi fr fy ga gd gl ha hr hu id ig "
+    "is it li lt lv mg ms mt nb nl nn no oc pl pt ro rw se sh sk sl sq sv tk tr vi wa xh yo zu",
+    "Cyrillic": "be bg kk ky mk mn ru tg tt uk",
+    "Arabic": "ar fa ps ug ur",
+    "Devanagari": "hi mr ne",
+    "Bengali": "as bn",
+    "Hebrew": "he yi",
+}
 LANGUAGE_SCRIPTS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(_LATIN.split(), ("Latin",)),
-    **dict.fromkeys("be bg kk ky mk mn ru tg tt uk".split(), ("Cyrillic",)),
-    **dict.fromkeys("ar fa ps ug ur".split(), ("Arabic",)),
-    **dict.fromkeys("hi mr ne".split(), ("Devanagari",)),
-    **dict.fromkeys("as bn".split(), ("Bengali",)),
-    **dict.fromkeys("he yi".split(), ("Hebrew",)),
+    **{code: (script,) for script, codes in _BY_SCRIPT.items() for code in codes.split()},
     "sr": ("Cyrillic", "Latin"), "uz": ("Latin", "Cyrillic"), "ku": ("Latin", "Arabic"),
     "zh": ("Han",), "ja": ("Han", "Hiragana", "Katakana"), "ko": ("Hangul", "Han"),
     "th": ("Thai",), "lo": ("Lao",), "km": ("Khmer",), "my": ("Myanmar",),

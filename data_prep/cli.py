@@ -33,6 +33,7 @@ from data_prep.cleaning import CleanConfig, CleanReport, clean
 from data_prep.contract.readers import CorpusError, CorpusSpec, read_file_pair, read_lines
 from data_prep.freedict import FreeDictError, build_corpus, fetch_deb
 from data_prep.inspect import InspectError, inspect
+from data_prep.mixing import format_summary
 from data_prep.output import OutputError, check_output_dir, check_output_file, disk_full_message
 from data_prep.recipe import load_recipe
 from data_prep.split import SplitError, SplitSpec, parse_size, split_corpus
@@ -129,6 +130,7 @@ def _build(args: argparse.Namespace) -> None:
             f"{stage['name']}: {stage['samples']} samples, {stage['tokens']} tokens "
             f"({stage['tokens_per_second']} tokens/s)"
         )
+        print("  pairs mixed: " + format_summary(stage["name"], stage["mixing"]))
     print(f"manifest: {Path(args.out) / 'manifest.json'}")
 
 

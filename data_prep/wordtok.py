@@ -101,10 +101,7 @@ def words(line: str, lang: str | None = None) -> list[Word]:
 
 def tokens(line: str, lowercase: bool = False, lang: str | None = None) -> list[str]:
     """Token strings of `line` (lower-cased when asked, as the aligner sees them)."""
-    if lang in UNSEGMENTED:
-        found = [w.text for w in words(line, lang)]
-    else:
-        found = _TOKEN.findall(line)
+    found = [w.text for w in words(line, lang)] if lang in UNSEGMENTED else _TOKEN.findall(line)
     return [t.lower() for t in found] if lowercase else found
 
 

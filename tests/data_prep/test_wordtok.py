@@ -171,8 +171,9 @@ def test_icu_offsets_past_characters_outside_the_bmp() -> None:
 
 
 def test_segmentation_names_the_segmenter_and_its_version() -> None:
-    import icu4py
     from importlib.metadata import version
+
+    import icu4py
 
     expected = f"{WORDTOK_VERSION}+icu4py-{version('icu4py')}/icu-{icu4py.icu_version}"
     assert segmentation("th") == segmentation("zh") == expected
@@ -182,7 +183,8 @@ def test_without_icu_chinese_and_japanese_fall_back_to_characters(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(wordtok, "_icu", lambda: None)
-    assert tokens("我喝咖啡。iPhone 15", lang="zh") == ["我", "喝", "咖", "啡", "。", "iPhone", "15"]
+    expected = ["我", "喝", "咖", "啡", "。", "iPhone", "15"]
+    assert tokens("我喝咖啡。iPhone 15", lang="zh") == expected
     assert tokens("コーヒーを飲む", lang="ja") == ["コ", "ー", "ヒ", "ー", "を", "飲", "む"]
     assert segmentation("ja") == f"{WORDTOK_VERSION}+{wordtok.CHARS_VERSION}"
     for lang in ("th", "km", "my", "lo"):
