@@ -19,6 +19,13 @@ from pathlib import Path
 
 import yaml
 
+from data_prep.align import align
+from data_prep.build import PairData, aligned_pairs, default_cache_dir
+from data_prep.cleaning import CleanReport
+from data_prep.contract.languages import language_name
+from data_prep.contract.templates import DEFAULT_TEMPLATES
+from data_prep.instructions import BuildSettings, InstructionBuilder, Sample
+from data_prep.recipe import load_recipe
 from data_prep.tokenizer import train_tokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +37,10 @@ N_TRAIN = 10
 def write_corpora(out: Path) -> Path:
     """`out/{lang}-en/{train,test}.{lang,en}` from the asset sentences."""
     for lang in LANGUAGES:
-        rows = [line.split("\t") for line in (SCRIPTS / f"{lang}-en.tsv").read_text("utf-8").splitlines()]
+        rows = [
+            line.split("\t")
+            for line in (SCRIPTS / f"{lang}-en.tsv").read_text("utf-8").splitlines()
+        ]
         folder = out / f"{lang}-en"
         folder.mkdir(parents=True, exist_ok=True)
         for split, part in (("train", rows[:N_TRAIN]), ("test", rows[N_TRAIN:])):
@@ -86,7 +96,9 @@ def prepare(out: Path) -> tuple[Path, Path]:
     corpus = write_corpora(out / "corpus")
     files = [corpus / f"{lang}-en" / f"train.{code}" for lang in LANGUAGES for code in (lang, "en")]
     tokenizer = train_tokenizer(files, out / "tokenizer", vocab_size=2000)
-    return write_recipe(corpus, tokenizer, out / "recipe.yaml"), write_grid(corpus, out / "grid.yaml")
+    return write_recipe(corpus, tokenizer, out / "recipe.yaml"), write_grid(
+        corpus, out / "grid.yaml"
+    )
 
 
 def held_out_samples(corpus: Path, eval_dir: Path, per_direction: int = 2) -> str:
@@ -99,7 +111,42 @@ def held_out_samples(corpus: Path, eval_dir: Path, per_direction: int = 2) -> st
             hyps = (eval_dir / "hyps" / f"{src}-{tgt}.txt").read_text("utf-8").splitlines()
             for s, r, h in list(zip(sources, refs, hyps, strict=True))[:per_direction]:
                 lines.append(f"| {src}-{tgt} | {s} | {r} | {h} |")
-    return "\n".join(["| direction | source | reference | output |", "| --- | --- | --- | --- |", *lines])
+    return "\n".join(
+        ["| direction | source | reference | output |", "| --- | --- | --- | --- |", *lines]
+    )
+
+
+def instruction_samples(out: Path, cache: Path, per_kind: int = 1) -> list[Sample]:
+    """AlignInstruct, HintInstruct and ReviseInstruct samples of the cleaned training
+    pairs of the build under `out`, made as `build` makes them (the alignments are read
+    from the alignment cache the build filled)."""
+    recipe = load_recipe(out / "shards" / "recipe.yaml")
+    shards = out / "shards"
+    settings = BuildSettings(
+        templates=DEFAULT_TEMPLATES,
+        names={code: language_name(code) for code in (*LANGUAGES, "en")},
+        ratios={"align": 1.0, "hint": 1.0, "revise": 1.0},
+        align=recipe.align_instruct,
+        hint=recipe.hint_instruct,
+        revise=recipe.revise_instruct,
+        both_directions=True,
+        seed=recipe.seed,
+        stage="samples",
+    )
+    found: list[Sample] = []
+    for lang in LANGUAGES:
+        files = [shards / "corpus" / f"{lang}-en.{code}" for code in (lang, "en")]
+        lines = [path.read_text("utf-8").splitlines() for path in files]
+        pair = PairData(lang, "en", *files, CleanReport())
+        pair.alignment = align(*lines, recipe.align, cache / "align", (lang, "en"))
+        builder = InstructionBuilder(settings, ["align", "hint", "revise"])
+        kept: dict[str, int] = {}
+        for aligned in aligned_pairs(pair, {"intersection", "union"}):
+            for sample in builder.samples(aligned):
+                if kept.get(sample.kind, 0) < per_kind and sample.src == lang:
+                    kept[sample.kind] = kept.get(sample.kind, 0) + 1
+                    found.append(sample)
+    return found
 
 
 def main() -> None:
@@ -119,6 +166,9 @@ def main() -> None:
                  "--max-new-tokens", "24")  # fmt: skip
     result.check_returncode()
     print(held_out_samples(args.out / "corpus", evaluated))
+    cache = Path(os.environ.get("ALIGNINSTRUCT_CACHE") or default_cache_dir())
+    for sample in instruction_samples(args.out, cache):
+        print(f"--- {sample.kind} {sample.src}-{sample.tgt}\n{sample.prompt}\n=>{sample.answer}")
 
 
 if __name__ == "__main__":
