@@ -80,7 +80,8 @@ def _clean(args: argparse.Namespace) -> None:
         )
     for suffix in (suffix_src, suffix_tgt, ".report.json"):
         check_output_file(f"{args.out}{suffix}")
-    kept = list(clean(read_file_pair(Path(args.src), Path(args.tgt)), config, report))
+    langs = (suffix_src[1:], suffix_tgt[1:])  # the extensions name the languages
+    kept = list(clean(read_file_pair(Path(args.src), Path(args.tgt)), config, report, langs))
     write_lines(f"{args.out}{suffix_src}", (s for s, _ in kept))
     write_lines(f"{args.out}{suffix_tgt}", (t for _, t in kept))
     write_json(f"{args.out}.report.json", report.as_dict())
@@ -91,8 +92,10 @@ def _align(args: argparse.Namespace) -> None:
     check_output_file(args.out)
     src, tgt = read_lines(args.src), read_lines(args.tgt)
     config = AlignConfig(aligner=args.aligner, symmetrization=args.symmetrization)
-    alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align")
-    links = alignment.symmetrized(src, tgt, args.symmetrization)
+    # A language-code extension (a.th) selects the script's word segmentation.
+    langs = (Path(args.src).suffix[1:] or None, Path(args.tgt).suffix[1:] or None)
+    alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align", langs)
+    links = alignment.symmetrized(src, tgt, args.symmetrization, langs)
     write_lines(args.out, (format_pharaoh(line) for line in links))
     print(f"wrote {len(links)} lines of {args.symmetrization} links to {args.out}")
     if args.lexicon:
