@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import regex
 
 from data_prep.contract.readers import RawPair, decode_utf8
-from data_prep.wordtok import words
+from data_prep.wordtok import tokens
 
 DROP_REASONS: tuple[str, ...] = (
     "empty",
@@ -139,7 +139,10 @@ def _script_pattern(lang: str) -> regex.Pattern[str] | None:
     scripts = LANGUAGE_SCRIPTS.get(lang)
     if scripts is None:
         return None
-    return regex.compile("[" + "".join(rf"\p{{scx={name}}}" for name in scripts) + "]")
+    # Letters (\p{L}) of any of the scripts; V1 enables the set intersection `&&`.
+    return regex.compile(
+        r"(?V1)[\p{L}&&[" + "".join(rf"\p{{scx={name}}}" for name in scripts) + "]]"
+    )
 
 
 def script_share(text: str, lang: str) -> float | None:
@@ -149,12 +152,12 @@ def script_share(text: str, lang: str) -> float | None:
     letters = _LETTER.findall(text)
     if pattern is None or not letters:
         return None
-    return sum(1 for char in letters if pattern.match(char)) / len(letters)
+    return len(pattern.findall(text)) / len(letters)
 
 
 def n_words(text: str, lang: str | None) -> int:
     """Length of `text` in words of the script-aware segmentation."""
-    return len(words(text, lang))
+    return len(tokens(text, lang=lang))
 
 
 def check_pair(
