@@ -33,6 +33,7 @@ from data_prep.cleaning import CleanConfig, CleanReport, clean
 from data_prep.contract.readers import CorpusError, CorpusSpec, read_file_pair, read_lines
 from data_prep.freedict import FreeDictError, build_corpus, fetch_deb
 from data_prep.inspect_shards import InspectError, inspect
+from data_prep.mixing import format_summary
 from data_prep.output import OutputError, check_output_dir, check_output_file, disk_full_message
 from data_prep.recipe import load_recipe
 from data_prep.split import SplitError, SplitSpec, parse_size, split_corpus
@@ -79,7 +80,8 @@ def _clean(args: argparse.Namespace) -> None:
         )
     for suffix in (suffix_src, suffix_tgt, ".report.json"):
         check_output_file(f"{args.out}{suffix}")
-    kept = list(clean(read_file_pair(Path(args.src), Path(args.tgt)), config, report))
+    langs = (suffix_src[1:], suffix_tgt[1:])  # the extensions name the languages
+    kept = list(clean(read_file_pair(Path(args.src), Path(args.tgt)), config, report, langs))
     write_lines(f"{args.out}{suffix_src}", (s for s, _ in kept))
     write_lines(f"{args.out}{suffix_tgt}", (t for _, t in kept))
     write_json(f"{args.out}.report.json", report.as_dict())
@@ -90,8 +92,10 @@ def _align(args: argparse.Namespace) -> None:
     check_output_file(args.out)
     src, tgt = read_lines(args.src), read_lines(args.tgt)
     config = AlignConfig(aligner=args.aligner, symmetrization=args.symmetrization)
-    alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align")
-    links = alignment.symmetrized(src, tgt, args.symmetrization)
+    # A language-code extension (a.th) selects the script's word segmentation.
+    langs = (Path(args.src).suffix[1:] or None, Path(args.tgt).suffix[1:] or None)
+    alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align", langs)
+    links = alignment.symmetrized(src, tgt, args.symmetrization, langs)
     write_lines(args.out, (format_pharaoh(line) for line in links))
     print(f"wrote {len(links)} lines of {args.symmetrization} links to {args.out}")
     if args.lexicon:
@@ -129,6 +133,7 @@ def _build(args: argparse.Namespace) -> None:
             f"{stage['name']}: {stage['samples']} samples, {stage['tokens']} tokens "
             f"({stage['tokens_per_second']} tokens/s)"
         )
+        print("  pairs mixed: " + format_summary(stage["name"], stage["mixing"]))
     print(f"manifest: {Path(args.out) / 'manifest.json'}")
 
 

@@ -5,7 +5,10 @@ A recipe is YAML loaded into `Recipe` (see `typed_config`). Shipped recipes live
 `+`-joined set of instruction types, e.g. `MT+Align->MT`; `ratios` says how many
 samples of each type one sentence pair yields (per direction for MT, Hint and Revise,
 per pair for Align, per side for Text; a fraction is drawn per pair with the seeded
-RNG). `Text` is no instruction: each side of a pair as plain text (empty prompt, loss
+RNG; `ratios.align` is the number of AlignInstruct samples per sentence pair, each a
+different word pair where the sentence has enough). `mixing` says how the language
+pairs are mixed in every stage, `stage_mixing.stageN` overrides it for stage N (see
+`data_prep.mixing`). `Text` is no instruction: each side of a pair as plain text (empty prompt, loss
 on every token), e.g. `curriculum=Text` to pre-train a base model on the corpus.
 """
 
@@ -21,6 +24,7 @@ from data_prep.align import AlignConfig, Symmetrization
 from data_prep.cleaning import CleanConfig
 from data_prep.contract.languages import OPUS100_LANGUAGES
 from data_prep.contract.readers import CorpusSpec
+from data_prep.mixing import MixConfig
 
 INSTRUCTION_TYPES: tuple[str, ...] = ("mt", "align", "hint", "revise", "text")
 _TYPE_NAMES = {"mt": "mt", "align": "align", "hint": "hint", "revise": "revise", "text": "text"}
@@ -119,6 +123,8 @@ class Recipe:
     ratios: dict[str, float] = field(default_factory=lambda: dict.fromkeys(INSTRUCTION_TYPES, 1.0))
     language_names: dict[str, str] = field(default_factory=dict)
     clean: CleanConfig = field(default_factory=CleanConfig)
+    mixing: MixConfig = field(default_factory=MixConfig)
+    stage_mixing: dict[str, MixConfig] = field(default_factory=dict)
     align: AlignConfig = field(default_factory=AlignConfig)
     align_instruct: AlignInstructConfig = field(default_factory=AlignInstructConfig)
     hint_instruct: HintInstructConfig = field(default_factory=HintInstructConfig)
@@ -146,6 +152,7 @@ class Recipe:
                 found.append(f"ratios.{kind}: unknown type (known: {list(INSTRUCTION_TYPES)})")
             elif ratio < 0:
                 found.append(f"ratios.{kind}: must be >= 0")
+        found += self._mixing_problems()
         for name, value in (("max_seq_len", self.max_seq_len), ("workers", self.workers)):
             if value < 1:
                 found.append(f"{name}: must be >= 1")
@@ -156,6 +163,24 @@ class Recipe:
         if self.dev_max_pairs is not None and self.dev_max_pairs < 1:
             found.append("dev_max_pairs: must be >= 1 (or null for all)")
         return found
+
+    def _mixing_problems(self) -> list[str]:
+        try:
+            names = [f"stage{i + 1}" for i in range(len(parse_curriculum(self.curriculum)))]
+        except CurriculumError:
+            return []
+        return [
+            f"stage_mixing.{key}: no such stage (stages: {', '.join(names)})"
+            for key in self.stage_mixing
+            if key not in names
+        ]
+
+    def mixing_for(self, stage: str) -> MixConfig:
+        """The mixing of a stage folder (`stage2-mt` -> `stage_mixing.stage2` or `mixing`);
+        the dev split is never mixed: it holds every held-out line once."""
+        if not stage.startswith("stage"):
+            return MixConfig()
+        return self.stage_mixing.get(stage.split("-")[0], self.mixing)
 
     def _pair_problems(self) -> list[str]:
         found = []
