@@ -167,7 +167,12 @@ def _on_values(func: Any, args: tuple, kwargs: dict) -> Any:
             f"{device} and {sorted(map(str, others))[0]}! (when running {func})"
         )
     wrappers = {id(t._data): t for t in fake}
-    unwrap = lambda x: x._data if isinstance(x, FakeCudaTensor) else x  # noqa: E731
+
+    def unwrap(x: Any) -> Any:
+        if isinstance(x, slice):  # a 0-dim tensor as a bound: x[:, :n]
+            return slice(unwrap(x.start), unwrap(x.stop), unwrap(x.step))
+        return x._data if isinstance(x, FakeCudaTensor) else x
+
     out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
 
     def wrap(x: Any) -> Any:

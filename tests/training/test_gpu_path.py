@@ -27,8 +27,9 @@ VOCAB = 64
 
 def tiny_lm() -> torch.nn.Module:
     torch.manual_seed(0)
-    config = BloomConfig(vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4,
-                         initializer_range=0.5)  # fmt: skip  (not flat: losses differ per row)
+    config = BloomConfig(
+        vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4, initializer_range=0.5
+    )  # fmt: skip  (not flat: losses differ per row)
     return BloomForCausalLM(config).eval()
 
 
