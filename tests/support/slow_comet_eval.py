@@ -1,6 +1,7 @@
-"""`python -m eval` with a COMET that first sleeps $SLOW_COMET_S seconds, then scores
-with the real (tiny) checkpoint: a 2-rank eval run under a process group timeout shorter
-than that sleep must still finish (tests/eval/test_run.py)."""
+"""`python -m eval` with a COMET that first sleeps, then scores with the real (tiny)
+checkpoint. $SLOW_COMET_S lists the seconds per rank ("0,6": rank 1 sleeps 6 s): a
+2-rank eval run whose ranks differ by more than the process group's timeout must still
+finish (tests/eval/test_run.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ real_comet_score = comet_module.comet_score
 
 
 def slow_comet_score(*args: Any, **kwargs: Any) -> Any:
-    time.sleep(float(os.environ["SLOW_COMET_S"]))
+    seconds = os.environ["SLOW_COMET_S"].split(",")
+    time.sleep(float(seconds[int(os.environ.get("RANK", 0))]))
     return real_comet_score(*args, **kwargs)
 
 
