@@ -53,6 +53,10 @@ def test_outputs_and_averages(evaluated: Path, trained_model: Path) -> None:
     for name in ("de-en", "en-de"):
         hyps = (evaluated / "hyps" / f"{name}.txt").read_text(encoding="utf-8").splitlines()
         assert len(hyps) == 60 and all("\n" not in h for h in hyps)
+    for name in ("de-en", "en-de"):  # the share cut at their new-token budget, per direction
+        record = json.loads((evaluated / "hyps" / f"{name}.limits.json").read_text())
+        share = scores["directions"][name]["hit_max_new_tokens"]
+        assert 0 <= share <= 1 and share == round(record["hit_limit"] / 60, 4)
     assert "| de-en | X->en |" in (evaluated / "scores.md").read_text()
     assert (evaluated / "scores.csv").read_text().startswith("direction,group,sentences,bleu,chrf")
 
