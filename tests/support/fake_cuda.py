@@ -8,10 +8,12 @@ module reproduces both on a machine without CUDA (PyTorch 2.13, CPU build):
 - `FakeCudaTensor`: a tensor whose `device` is `cuda:N` as far as any code can tell
   (`.device`, `.is_cuda`, the dispatcher's CUDA key) while its values live in an
   ordinary CPU tensor. Every ATen op is run on those CPU values (`__torch_dispatch__`)
-  after PyTorch's device rule is checked: a tensor on another device (a CPU tensor that
-  is not a 0-dim scalar, or another cuda:N) raises the same RuntimeError as on a GPU.
-  Copies between devices (`copy_`, `.to`, `.cpu()`) and CPU indices in advanced
-  indexing are allowed, as CUDA allows them. Results stay on the fake device.
+  after PyTorch's device rule is checked here: a tensor on another device (a CPU tensor
+  that is not a 0-dim scalar, or another cuda:N) raises a RuntimeError worded as
+  PyTorch's on a GPU. Copies between devices (`copy_`, `.to`, `.cpu()`) and CPU indices
+  in advanced indexing are allowed, as CUDA allows them. Results stay on the fake device.
+  The few Python bindings that take a CUDA device guard before dispatching (indexing,
+  some operators) run on the CPU values under the same rule.
 - `fake_cuda()`: a TorchFunctionMode under which `device="cuda[:N]"` in a factory
   (`torch.tensor`, `zeros`, `full`, `arange`, ...), `.to("cuda")`, `.to(cuda_tensor)`
   and `.cuda()` give FakeCudaTensors, so code that builds its tensors on the model's
@@ -345,3 +347,23 @@ def cuda_only_group(rank: int = 0, world: int = 1, port: int | None = None) -> I
         yield
     finally:
         dist.destroy_process_group()
+
+
+def check_two_ranks(rank: int, port: int) -> None:
+    """One rank of tests/training/test_gpu_path.py's 2-rank check (spawned: defined here
+    so that the ranks import this small module only)."""
+    with cuda_only_group(rank, 2, port), fake_cuda():
+        try:
+            dist.all_reduce(torch.ones(1))
+            raise AssertionError("a CPU tensor was reduced by a CUDA-only group")
+        except RuntimeError as err:
+            assert "No backend type associated with device type cpu" in str(err), err
+        from core.devices import collective_device
+
+        value = torch.tensor([rank + 1.0, 10.0 * rank], device=collective_device())
+        dist.all_reduce(value)
+        assert value.device.type == "cuda" and value.tolist() == [3.0, 10.0], value
+        flag = torch.tensor([rank], device=collective_device())
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        assert flag.item() == 1
+        dist.barrier()

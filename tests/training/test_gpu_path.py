@@ -133,3 +133,13 @@ def test_dev_loss_is_reduced_on_the_collective_device(group: None) -> None:
     loss, count = DevLoss(Rows(rows), micro_batch=2, rank=0, world=1)(engine, 0)  # type: ignore[arg-type]
     assert count == int(tokens) and loss == pytest.approx(float(total) / int(tokens), rel=1e-5)
     assert engine.training
+
+
+@pytest.mark.integration
+def test_the_cuda_only_group_really_reduces_across_two_ranks() -> None:
+    import torch.multiprocessing as mp
+
+    from tests.support.fake_cuda import check_two_ranks, free_port
+
+    # The ranks import only tests.support.fake_cuda (and torch): a few seconds each.
+    mp.spawn(check_two_ranks, args=(free_port(),), nprocs=2, join=True)
