@@ -96,7 +96,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", help="LoRA adapter folder, merged into --model")
     p.add_argument("--batch-size", type=int, help="key decode.batch_size (default 64)")
     p.add_argument("--beams", type=int, help="key decode.num_beams (default 1: greedy)")
-    p.add_argument("--max-new-tokens", type=int, help="key decode.max_new_tokens (default 128)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help="key decode.max_new_tokens: the cap of each sentence's budget, min(cap, "
+        "ceil(decode.length_ratio x source tokens) + decode.length_slack) (default 512)",
+    )
     p.add_argument("--templates", help="template overrides (YAML), as used for the training data")
     p.set_defaults(run=_run)
     p = sub.add_parser("score", help="score the hypotheses already in --out")

@@ -5,10 +5,12 @@
         --model runs/demo/mt/export/model --out runs/demo/mt/eval --max-new-tokens 64
 
 The command-line flags are aliases of config keys (`--model` is `model=`, `--beams` is
-`decode.num_beams=`, `--max-new-tokens` is `decode.max_new_tokens=`, ...) and win over
-the YAML. Overrides of the grid named by `grid` may be mixed in: a key that is a grid
-field (`corpus.path=`, `max_sentences=`, `pairs=[de-en]`, `language_names.kha=Khasi`),
-or any key spelled `grid.KEY=`. Every problem of both is listed at once (ConfigError).
+`decode.num_beams=`, `--max-new-tokens` is `decode.max_new_tokens=`, the cap of each
+sentence's budget min(cap, ceil(decode.length_ratio x source tokens) +
+decode.length_slack), ...) and win over the YAML. Overrides of the grid named by
+`grid` may be mixed in: a key that is a grid field (`corpus.path=`, `max_sentences=`,
+`pairs=[de-en]`, `language_names.kha=Khasi`), or any key spelled `grid.KEY=`.
+Every problem of both is listed at once (ConfigError).
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ class EvalConfig:
     """`grid`: a grid YAML or a shipped name (freedict, opus100). `model`: a model folder
     or hub name (the base model with `adapter`, a LoRA adapter folder merged into it).
     `templates`: template overrides (YAML), as used for the training data. `comet`: a
-    COMET checkpoint (.ckpt). `out`: the eval folder (hyps/, scores, this config).
+    COMET checkpoint (.ckpt), run on this rank's GPU when there is one, `comet_batch_size`
+    segments at a time. `out`: the eval folder (hyps/, scores, this config). `decode`:
+    batch size, beams and the new-token budget (`max_new_tokens` caps it; each sentence
+    gets min(cap, ceil(length_ratio x source tokens) + length_slack)).
     `comet_uncovered_in_averages`: also average COMET over directions with a language
     outside its encoder's pre-training languages (eval.coverage); they are flagged either
     way."""
@@ -57,6 +62,7 @@ class EvalConfig:
     out: str | None = None
     templates: str | None = None
     comet: str | None = None
+    comet_batch_size: int = 32
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     # Low-resource eval (docs/evaluation-metrics.md)
     comet_uncovered_in_averages: bool = False
@@ -68,6 +74,12 @@ class EvalConfig:
             value = getattr(d, name)
             if isinstance(value, int) and value < 1:
                 found.append(f"decode.{name}: must be >= 1")
+        if isinstance(d.length_ratio, (int, float)) and d.length_ratio <= 0:
+            found.append("decode.length_ratio: must be > 0 (or null: every sentence gets the cap)")
+        if isinstance(d.length_slack, int) and d.length_slack < 0:
+            found.append("decode.length_slack: must be >= 0")
+        if isinstance(self.comet_batch_size, int) and self.comet_batch_size < 1:
+            found.append("comet_batch_size: must be >= 1")
         if isinstance(d.refill_fraction, float) and not 0 < d.refill_fraction <= 1:
             found.append("decode.refill_fraction: must be in (0, 1]")
         if not self.out:

@@ -16,6 +16,7 @@ is cut at EOS or the first newline and outputs come back in input order.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,15 +24,33 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.devices import model_device
+
 Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
 class DecodeConfig:
+    """A hypothesis gets `min(max_new_tokens, ceil(length_ratio * source tokens) +
+    length_slack)` new tokens: outputs into scripts that take many more tokens than the
+    source are not cut, and a sentence that never ends stops near its expected length.
+    `max_new_tokens` is the cap over every sentence (`--max-new-tokens`); `length_ratio:
+    null` gives every sentence the cap, as before."""
+
     batch_size: int = 64
     num_beams: int = 1
-    max_new_tokens: int = 128
+    max_new_tokens: int = 512
+    length_ratio: float | None = 4.0
+    length_slack: int = 16
     refill_fraction: float = 0.25  # prefill new rows once this share of the batch is free
+
+
+def new_token_limit(source_tokens: int, config: DecodeConfig) -> int:
+    """The new-token budget of one hypothesis (see DecodeConfig)."""
+    if config.length_ratio is None:
+        return config.max_new_tokens
+    wanted = math.ceil(config.length_ratio * source_tokens) + config.length_slack
+    return max(1, min(config.max_new_tokens, wanted))
 
 
 def newline_token_ids(tokenizer: Any) -> set[int]:
@@ -87,7 +106,7 @@ class _Batch:
     outputs: list[list[int]] = field(default_factory=list)
 
     def select(self, keep: list[int]) -> None:
-        index = torch.tensor(keep, dtype=torch.long)
+        index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
         self.cache.batch_select_indices(index)
         self.mask, self.last = self.mask[index], self.last[index]
         self.rows = [self.rows[i] for i in keep]
@@ -127,16 +146,36 @@ class Translator:
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
         self.stops = newline_token_ids(tokenizer) | {self.eos}
         self._cache_name = cache_argument(model)
+        self.device = model_device(model)  # where every input, mask and index is built
+        self._limits: list[int] = []
+        self.hit_limit: list[bool] = []  # per prompt of the last call: cut at its limit
+
+    def limits(self, sources: Sequence[str]) -> list[int]:
+        """Each source's new-token budget, from its length in the model's tokens."""
+        ids = self.tokenizer(list(sources), add_special_tokens=False)["input_ids"]
+        return [new_token_limit(len(row), self.config) for row in ids]
 
     @torch.inference_mode()
-    def translate(self, prompts: Sequence[str], progress: Progress | None = None) -> list[str]:
+    def translate(
+        self, prompts: Sequence[str], progress: Progress | None = None,
+        limits: Sequence[int] | None = None,
+    ) -> list[str]:  # fmt: skip
+        """Translations of `prompts`; `limits`: each one's new-token budget (default the
+        cap, `max_new_tokens`). `hit_limit` then says which were cut at their budget."""
         if not prompts:
             return []
         ids = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+        self._limits = (
+            list(limits) if limits is not None else [self.config.max_new_tokens] * len(ids)
+        )
         if self.config.num_beams > 1:
-            tokens = self.generate(ids, progress)
+            tokens = self.generate(ids, progress, self._limits)
         else:
             tokens = self._greedy(ids, progress)
+        self.hit_limit = [
+            len(t) >= n and not self.stops.intersection(t[:n])
+            for t, n in zip(tokens, self._limits, strict=True)
+        ]
         return [cut(self.tokenizer.decode(t, skip_special_tokens=True)) for t in tokens]
 
     # --- greedy: shared prefix, leave-and-refill batching ---------------------------
@@ -153,7 +192,7 @@ class Translator:
         n_prefix = common_prefix(ids)
         prefix_cache = None
         if n_prefix:
-            prefix = torch.tensor([ids[0][:n_prefix]])
+            prefix = torch.tensor([ids[0][:n_prefix]], device=self.device)
             _, prefix_cache = self._forward(prefix, torch.ones_like(prefix), None)
         queue = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         results: list[list[int]] = [[] for _ in ids]
@@ -169,9 +208,7 @@ class Translator:
                 self._finish(active, results, progress)
                 continue
             assert active is not None
-            step_mask = torch.cat(
-                [active.mask, torch.ones(len(active.rows), 1, dtype=torch.long)], 1
-            )
+            step_mask = torch.cat([active.mask, active.mask.new_ones(len(active.rows), 1)], 1)
             logits, active.cache = self._forward(active.last[:, None], step_mask, active.cache)
             active.mask = step_mask
             self._advance(active, logits)
@@ -189,6 +226,7 @@ class Translator:
         for row, suffix in enumerate(suffixes):
             input_ids[row, width - len(suffix) :] = torch.tensor(suffix)
             mask[row, n_prefix + width - len(suffix) :] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)  # one copy each
         cache = None
         if prefix_cache is not None:
             cache = kv_cache([
@@ -199,9 +237,7 @@ class Translator:
                 for k, v in kv_pairs(prefix_cache)
             ])  # fmt: skip
         logits, cache = self._forward(input_ids, mask, cache)
-        batch = _Batch(
-            cache, mask, torch.zeros(len(take), dtype=torch.long), list(take), [[] for _ in take]
-        )
+        batch = _Batch(cache, mask, mask.new_zeros(len(take)), list(take), [[] for _ in take])
         self._advance(batch, logits)
         return batch
 
@@ -213,7 +249,7 @@ class Translator:
     def _finish(self, batch: _Batch, results: list[list[int]], progress: Progress | None) -> None:
         keep = []
         for i, output in enumerate(batch.outputs):
-            if output[-1] in self.stops or len(output) >= self.config.max_new_tokens:
+            if output[-1] in self.stops or len(output) >= self._limits[batch.rows[i]]:
                 results[batch.rows[i]] = output
             else:
                 keep.append(i)
@@ -225,37 +261,46 @@ class Translator:
 
     # --- beam search (and the plain reference): generate on sorted batches ------------
 
-    def generate(self, ids: list[list[int]], progress: Progress | None) -> list[list[int]]:
+    def generate(
+        self, ids: list[list[int]], progress: Progress | None, limits: Sequence[int] | None = None
+    ) -> list[list[int]]:
+        limits = limits or [self.config.max_new_tokens] * len(ids)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         results: list[list[int]] = [[] for _ in ids]
         size = self.config.batch_size
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
+            limit = max(limits[i] for i in chunk)
             for row, tokens in zip(
                 chunk,
                 generate_batch(
-                    self.model, [ids[i] for i in chunk], self.pad, self.eos, self.config
+                    self.model, [ids[i] for i in chunk], self.pad, self.eos, self.config, limit
                 ),
                 strict=True,
             ):
-                results[row] = tokens
+                results[row] = tokens[: limits[row]]
             if progress is not None:
                 progress(len(chunk))
         return results
 
 
 def generate_batch(
-    model: nn.Module, rows: list[list[int]], pad: int, eos: int, config: DecodeConfig
-) -> list[list[int]]:
-    """transformers' `generate` on one left-padded batch; returns the new tokens per row."""
+    model: nn.Module, rows: list[list[int]], pad: int, eos: int, config: DecodeConfig,
+    max_new_tokens: int | None = None,
+) -> list[list[int]]:  # fmt: skip
+    """transformers' `generate` on one left-padded batch (on the model's device; at most
+    `max_new_tokens`, default the cap); returns the new tokens per row."""
     width = max(len(r) for r in rows)
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
         input_ids[i, width - len(r) :] = torch.tensor(r)
         mask[i, width - len(r) :] = 1
+    device = model_device(model)
+    input_ids, mask = input_ids.to(device), mask.to(device)  # built here, moved once each
     out = model.generate(
-        input_ids=input_ids, attention_mask=mask, max_new_tokens=config.max_new_tokens,
+        input_ids=input_ids, attention_mask=mask,
+        max_new_tokens=max_new_tokens or config.max_new_tokens,
         num_beams=config.num_beams, do_sample=False, eos_token_id=eos, pad_token_id=pad,
     )  # fmt: skip
     return [row[width:].tolist() for row in out]

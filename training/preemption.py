@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 import torch
 import torch.distributed as dist
 
+from core.devices import collective_device
 from core.dist import finish
 from core.fileio import write_json
 
@@ -47,7 +48,7 @@ class Preemption:
 
     def agreed(self) -> bool:
         """True on every rank when any rank has been signalled."""
-        flag = torch.tensor([0 if self.signal is None else 1])
+        flag = torch.tensor([0 if self.signal is None else 1], device=collective_device())
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 import torch.distributed as dist
 
+from core.devices import collective_device, default_backend
 from core.dist import (
     finish,
     launched_rank,
@@ -115,18 +116,39 @@ def validate(config: TrainConfig, world: int) -> Inputs:
 
 def token_counts(batches: list[dict[str, torch.Tensor]], flops: StepFlops) -> torch.Tensor:
     """Answer, real and padded tokens and the FLOPs of this rank's micro-batches (to sum
-    over ranks)."""
+    over ranks), on the collective device."""
     answers = sum(float((b["labels"] != IGNORE).sum()) for b in batches)
     lengths = [int(n) for b in batches for n in b["attention_mask"].sum(1)]
-    return torch.tensor(
-        [
-            answers,
-            sum(float(b["attention_mask"].sum()) for b in batches),
-            sum(float(b["input_ids"].numel()) for b in batches),
-            flops(lengths, int(answers)),
-        ],
-        dtype=torch.float64,
-    )
+    values = [
+        answers,
+        sum(float(b["attention_mask"].sum()) for b in batches),
+        sum(float(b["input_ids"].numel()) for b in batches),
+        flops(lengths, int(answers)),
+    ]
+    return torch.tensor(values, dtype=torch.float64, device=collective_device())
+
+
+def optimizer_step(
+    engine: Any, batches: list[dict[str, torch.Tensor]], flops: StepFlops, grad_accum: int,
+    world: int,
+) -> tuple[torch.Tensor, float]:  # fmt: skip
+    """Forward, backward and step over this rank's micro-batches. Returns the step's token
+    counts and loss sum over all ranks, each all-reduced on the collective device and read
+    back once (the loss is a mean over every answer token of the step)."""
+    counts = token_counts(batches, flops)
+    dist.all_reduce(counts)
+    counts = counts.cpu()
+    answer_tokens = float(counts[0])
+    loss_sum = torch.zeros((), dtype=torch.float64, device=collective_device())
+    for batch in batches:
+        token_loss, _ = engine(**{k: v.to(engine.device) for k, v in batch.items()})
+        # DeepSpeed divides by grad_accum and averages over ranks: undo both, then
+        # divide by the step's answer tokens across all micro-batches and ranks.
+        engine.backward(token_loss * grad_accum * world / answer_tokens)
+        engine.step()
+        loss_sum += token_loss.detach().to(loss_sum.device, torch.float64)  # no sync on GPU
+    dist.all_reduce(loss_sum)
+    return counts, float(loss_sum)
 
 
 def grad_norm(engine: Any) -> float | None:
@@ -168,27 +190,14 @@ def train(
                 epoch_plan = plan.epoch(stage.lengths, epoch)
             micro_batches = plan.rank_micro_batches(epoch_plan[step % epoch_steps], rank)
             batches = [collate([stage[i] for i in ids], pad_id) for ids in micro_batches]
-            counts = token_counts(batches, flops)  # the loss: a mean over every answer token
-            dist.all_reduce(counts)
-            answer_tokens = float(counts[0])
-            torch.manual_seed(config.seed * 1_000_003 + global_step * 1009 + rank)  # dropout
             lr = engine.get_lr()[0]  # the rate this step uses (the scheduler moves in step())
-            loss_sum = torch.zeros((), dtype=torch.float64)
-            for batch in batches:
-                token_loss, _ = engine(**{k: v.to(engine.device) for k, v in batch.items()})
-                # DeepSpeed divides by grad_accum and averages over ranks: undo both, then
-                # divide by the step's answer tokens across all micro-batches and ranks.
-                engine.backward(token_loss * config.grad_accum * world / answer_tokens)
-                engine.step()
-                loss_sum += token_loss.detach().double().cpu()
-            dist.all_reduce(loss_sum)
+            torch.manual_seed(config.seed * 1_000_003 + global_step * 1009 + rank)  # dropout
+            counts, loss = optimizer_step(engine, batches, flops, config.grad_accum, world)
             global_step += 1
             logger.step(
                 global_step,
                 lr,
-                StepCounts(
-                    float(loss_sum), *map(int, counts[:3]), float(counts[3]), grad_norm(engine)
-                ),
+                StepCounts(loss, *map(int, counts[:3]), float(counts[3]), grad_norm(engine)),
             )
             stage_end = step + 1 == steps
             if dev and (stage_end or (config.eval_every and global_step % config.eval_every == 0)):
@@ -213,7 +222,7 @@ def main() -> None:
     remove_stale_shm_buffers()  # what killed runs of this user left in /dev/shm
     import deepspeed
 
-    deepspeed.init_distributed(dist_backend="gloo" if not torch.cuda.is_available() else "nccl")
+    deepspeed.init_distributed(dist_backend=default_backend())
     release_shm_names()  # every rank has mapped every buffer: no exit path can leave them
     rank = dist.get_rank()
     try:

@@ -37,7 +37,7 @@ def test_yaml_config_with_eval_and_grid_overrides(tmp_path: Path) -> None:
     config, grid = load_eval_config(
         path, ["decode.batch_size=8", "corpus.path=/c/", "max_sentences=5", "grid.split=dev"]
     )
-    assert config.decode == DecodeConfig(batch_size=8, num_beams=2, max_new_tokens=128)
+    assert config.decode == DecodeConfig(batch_size=8, num_beams=2)
     assert (config.model, config.out) == ("m", "o")
     assert (grid.corpus.path, grid.max_sentences, grid.split) == ("/c/", 5, "dev")
 
@@ -59,6 +59,12 @@ def test_every_config_problem_listed_at_once() -> None:
     for expected in ("decode.num_beams: must be >= 1", "nope: unknown key",
                      "decode.batch_size: expected int", "out: required"):  # fmt: skip
         assert expected in text
+    with pytest.raises(ConfigError) as err:
+        load_eval_config(None, ["out=o", "decode.length_ratio=0", "decode.length_slack=-1",
+                                "comet_batch_size=0"])  # fmt: skip
+    for expected in ("decode.length_ratio: must be > 0", "decode.length_slack: must be >= 0",
+                     "comet_batch_size: must be >= 1"):  # fmt: skip
+        assert expected in str(err.value)
     with pytest.raises(ConfigError) as err:
         load_eval_config(None, ["out=o", "pairs=[xx-en]", "grid.zeroshot=3"])
     assert "unknown language code 'xx'" in str(err.value)
