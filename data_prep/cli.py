@@ -25,6 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core.fileio import write_json, write_lines
+from core.lock import LockError, hold
 from core.typed_config import ConfigError, parse_args_with_overrides
 from data_prep.align import ALIGNERS, SYMMETRIZATIONS, AlignConfig, align, format_pharaoh
 from data_prep.align_quality import lexicon_precision, load_lexicon
@@ -48,6 +49,7 @@ USER_ERRORS = (
     SplitError,
     FileNotFoundError,
     FileExistsError,
+    LockError,
 )
 
 
@@ -123,6 +125,7 @@ def _split(args: argparse.Namespace) -> None:
 
 def _build(args: argparse.Namespace) -> None:
     recipe = load_recipe(args.recipe, args.overrides)
+    hold(args.out, "data_prep build")  # a second build into the same --out is refused
     manifest = build(recipe, args.out, cache_dir=args.cache, overwrite=args.overwrite)
     for stage in manifest["stages"]:
         print(
