@@ -42,13 +42,14 @@ def _holder(handle: IO[str]) -> str:
     if not info:
         return "another process (it has not said which yet)"
     return (
-        f"pid {info.get('pid')} on {info.get('host')}, started {info.get('started')}: "
-        f"{info.get('command')}"
+        f"{info.get('what')}, pid {info.get('pid')} on {info.get('host')}, started "
+        f"{info.get('started')}: {info.get('command')}"
     )
 
 
 def hold(path: str | os.PathLike[str], what: str) -> Path | None:
-    """Lock `path` for this process, or raise LockError naming the process that holds it.
+    """Lock `path` for this process (`what`: the command, for the message a second writer
+    gets), or raise LockError naming the process that holds it.
 
     Taking a lock this process already holds is a no-op. Where no lock file can be made
     (a read-only place), None: the command's own output checks name that problem."""
@@ -66,15 +67,16 @@ def hold(path: str | os.PathLike[str], what: str) -> Path | None:
         holder = _holder(handle)
         handle.close()
         raise LockError(
-            f"{Path(path)}: in use by another {what} ({holder}); two writers would overwrite "
-            f"each other's output. Wait for it to finish, stop it, or choose another output "
-            f"(the lock, {lock}, goes away with its process)"
+            f"{Path(path)}: already being written by another process ({holder}); two "
+            "writers would overwrite each other's output. Wait for it to finish, stop it, or "
+            f"choose another output (the lock, {lock}, goes away with its process)"
         ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(
         json.dumps(
             {
+                "what": what,
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "command": " ".join(sys.argv),

@@ -37,7 +37,7 @@ from data_prep.inspect import InspectError, inspect
 from data_prep.output import OutputError, check_output_dir, check_output_file, disk_full_message
 from data_prep.recipe import load_recipe
 from data_prep.split import SplitError, SplitSpec, parse_size, split_corpus
-from data_prep.tokenizer import train_tokenizer
+from data_prep.tokenizer import TokenizerError, train_tokenizer
 
 USER_ERRORS = (
     ConfigError,
@@ -50,6 +50,7 @@ USER_ERRORS = (
     FileNotFoundError,
     FileExistsError,
     LockError,
+    TokenizerError,
 )
 
 
@@ -64,7 +65,9 @@ def _freedict(args: argparse.Namespace) -> None:
 
 
 def _tokenizer(args: argparse.Namespace) -> None:
-    out = train_tokenizer(args.files, args.out, vocab_size=args.vocab_size)
+    out = train_tokenizer(
+        args.files, args.out, vocab_size=args.vocab_size, allow_smaller=args.allow_smaller_vocab
+    )
     print(f"tokenizer written to {out}")
 
 
@@ -173,6 +176,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tokenizer", help="train a small byte-level BPE tokenizer on text files")
     p.add_argument("--out", required=True)
     p.add_argument("--vocab-size", type=int, default=4000)
+    p.add_argument(
+        "--allow-smaller-vocab", action="store_true",
+        help="keep the vocabulary the text gives when it is smaller than --vocab-size (a warning)",
+    )  # fmt: skip
     p.add_argument("files", nargs="+")
     p.set_defaults(run=_tokenizer)
 

