@@ -91,9 +91,45 @@ def _clean(args: argparse.Namespace) -> None:
     print(json.dumps(report.as_dict(), indent=2))
 
 
+def _alignable(
+    src: list[str], tgt: list[str], args: argparse.Namespace
+) -> tuple[list[str], list[str]]:
+    """The pairs the aligner is given: a pair over `--max-chars` on either side (what
+    `build` drops as too_long; a 1 MB line exhausts the aligner's memory) is blanked and
+    gets an empty line of links, so the output stays line-aligned with the input. No pair
+    with words on both sides is an error: there is nothing to align."""
+    if len(src) != len(tgt):
+        raise CorpusError(
+            f"{args.src} has {len(src)} lines and {args.tgt} {len(tgt)}; align needs "
+            "line-aligned files"
+        )
+    long = [
+        i
+        for i, (s, t) in enumerate(zip(src, tgt, strict=True))
+        if max(len(s), len(t)) > args.max_chars
+    ]
+    if long:
+        shown = ", ".join(str(i + 1) for i in long[:10]) + (" ..." if len(long) > 10 else "")
+        print(
+            f"warning: {len(long)} pair(s) longer than --max-chars={args.max_chars} characters "
+            f"(lines {shown}) left without links, as build drops them (too_long)",
+            file=sys.stderr,
+        )
+        blank = set(long)
+        src = ["" if i in blank else s for i, s in enumerate(src)]
+        tgt = ["" if i in blank else t for i, t in enumerate(tgt)]
+    if not any(s.strip() and t.strip() for s, t in zip(src, tgt, strict=True)):
+        raise CorpusError(
+            f"{args.src} and {args.tgt}: no pair with text on both sides "
+            f"({len(src)} line(s){', after dropping over-long pairs' if long else ''}); "
+            "nothing to align"
+        )
+    return src, tgt
+
+
 def _align(args: argparse.Namespace) -> None:
     check_output_file(args.out)
-    src, tgt = read_lines(args.src), read_lines(args.tgt)
+    src, tgt = _alignable(read_lines(args.src), read_lines(args.tgt), args)
     config = AlignConfig(aligner=args.aligner, symmetrization=args.symmetrization)
     alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align")
     links = alignment.symmetrized(src, tgt, args.symmetrization)
@@ -212,6 +248,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--aligner", default="eflomal", choices=ALIGNERS)
     p.add_argument("--symmetrization", default="grow-diag-final-and", choices=SYMMETRIZATIONS)
     p.add_argument("--lexicon", help="headword<TAB>translations file: report link precision")
+    p.add_argument(
+        "--max-chars", type=int, default=CleanConfig.max_chars,
+        help="pairs with a longer side get no links (build's too_long limit)",
+    )  # fmt: skip
     p.add_argument("--cache", help="cache root (default ~/.cache/aligninstruct)")
     p.set_defaults(run=_align)
 

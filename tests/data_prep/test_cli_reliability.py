@@ -55,3 +55,33 @@ def test_tokenizer_on_a_full_disk(freedict_corpus: Path, tmp_path: Path, small_d
                        freedict_corpus / "dev.en", cwd=tmp_path)  # fmt: skip
     assert_user_error(result, f"{out}: no space left on device", "choose another --out")
     assert [p.name for p in small_disk.iterdir()] == ["filler"]
+
+
+def test_align_on_empty_files(tmp_path: Path) -> None:
+    src, tgt = tmp_path / "a.de", tmp_path / "a.en"
+    src.write_text("", encoding="utf-8")
+    tgt.write_text("", encoding="utf-8")
+    result = data_prep("align", "--src", src, "--tgt", tgt, "--out", tmp_path / "a.links",
+                       cwd=tmp_path)  # fmt: skip
+    assert_user_error(result, src, tgt, "nothing to align")
+    assert not (tmp_path / "a.links").exists()
+
+
+def test_align_gives_a_1mb_line_no_links(tmp_path: Path) -> None:
+    """build drops such a pair as too_long; align keeps the output line-aligned instead."""
+    src, tgt = tmp_path / "a.de", tmp_path / "a.en"
+    src_lines = [
+        "Das Haus ist rot .",
+        "Der Hund schläft .",
+        "Wort " * 200_000,
+        "Ich sehe das Haus .",
+    ]
+    tgt_lines = ["The house is red .", "The dog sleeps .", "word " * 200_000, "I see the house ."]
+    src.write_text("\n".join(src_lines) + "\n", encoding="utf-8")
+    tgt.write_text("\n".join(tgt_lines) + "\n", encoding="utf-8")
+    out = tmp_path / "a.links"
+    result = data_prep("align", "--src", src, "--tgt", tgt, "--out", out, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "1 pair(s) longer than --max-chars=1000 characters (lines 3)" in result.stderr
+    links = out.read_text(encoding="utf-8").split("\n")[:-1]
+    assert len(links) == 4 and links[2] == "" and links[0] and links[3]
