@@ -62,6 +62,22 @@ def test_uncached_hub_name_offline_fails_at_once(built: Path, tmp_path: Path) ->
     assert time.perf_counter() - started < 60  # no minute of retries
 
 
+def test_second_training_in_one_run_dir_is_refused(built: Path, tmp_path: Path) -> None:
+    from tests.support.lock_holder import start_holder
+
+    run = tmp_path / "run"
+    holder = start_holder(run)  # another process owns the run folder (as a running training)
+    try:
+        result = train_once(f"data={built}", f"run_dir={run}")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert_fails_before_training(
+        result, f"{run}: already being written by another process", f"pid {holder.pid}"
+    )
+    assert not run.exists()
+
+
 def test_config_error_is_printed_once_under_the_launcher(built: Path, tmp_path: Path) -> None:
     result = run_training(f"data={built}", f"run_dir={tmp_path}/run", "bogus=1")
     assert result.returncode != 0
