@@ -31,6 +31,10 @@ from eval.directions import GridConfig
 def _print_scores(result: dict | None) -> None:
     if result is None:
         return
+    for name, entry in result["directions"].items():
+        if "warning" in entry:
+            print(f"warning: {name}: {entry['warning']}; its scores say nothing about the "
+                  "translations", file=sys.stderr)  # fmt: skip
     for group, values in result["averages"].items():
         metrics = "  ".join(f"{k} {v:.2f}" for k, v in values.items() if k != "directions")
         print(f"{group:>10} ({values['directions']} directions): {metrics}")

@@ -56,6 +56,22 @@ def read_hypotheses(path: Path, refs: Sequence[str], ref_name: str) -> list[str]
     return hyps
 
 
+def degenerate(hyps: Sequence[str]) -> str | None:
+    """Why a direction's score says nothing about its translations (every hypothesis
+    empty, or all the same sentence: a model that stops at once or ignores its input),
+    or None."""
+    if not hyps:
+        return None
+    distinct = {h.strip() for h in hyps}
+    if distinct <= {""}:
+        return f"all {len(hyps)} hypotheses are empty"
+    if len(distinct) == 1 and len(hyps) > 1:
+        text = next(iter(distinct))
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        return f"all {len(hyps)} hypotheses are the same sentence: {shown!r}"
+    return None
+
+
 def score_direction(hyps: Sequence[str], refs: Sequence[str], target_lang: str) -> dict[str, Any]:
     from sacrebleu.metrics import BLEU, CHRF
 
@@ -63,12 +79,15 @@ def score_direction(hyps: Sequence[str], refs: Sequence[str], target_lang: str) 
     chrf = CHRF(word_order=2)
     bleu_score = bleu.corpus_score(list(hyps), [list(refs)])
     chrf_score = chrf.corpus_score(list(hyps), [list(refs)])
-    return {
+    result = {
         "bleu": round(bleu_score.score, 2),
         "chrf": round(chrf_score.score, 2),
         "signatures": {"bleu": str(bleu.get_signature()), "chrf": str(chrf.get_signature())},
         "sentences": len(hyps),
     }
+    if warning := degenerate(hyps):
+        result["warning"] = warning
+    return result
 
 
 def averages(per_direction: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -119,4 +138,9 @@ def to_markdown(per_direction: dict[str, dict[str, Any]], avg: dict[str, dict[st
     for group, values in avg.items():
         cells = [f"{values[m]:.2f}" if m in values else "" for m in metrics]
         lines.append(f"| {group} | {values['directions']} | " + " | ".join(cells) + " |")
+    warned = [
+        f"- **{name}**: {e['warning']}" for name, e in per_direction.items() if "warning" in e
+    ]
+    if warned:
+        lines += ["", "Warnings (these scores say nothing about the translations):", *warned]
     return "\n".join(lines) + "\n"

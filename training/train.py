@@ -46,7 +46,7 @@ from core.lock import LockError
 from core.typed_config import ConfigError, to_dict
 from data_prep.contract.manifest import read_manifest
 from training.checkpoints import CheckpointError, Checkpoints, ResumePosition
-from training.checks import input_problems
+from training.checks import input_problems, inputs_source
 from training.config import TrainConfig, deepspeed_config, load_train_config
 from training.data import IGNORE, BatchPlan, StageData, collate, load_stages
 from training.devloss import DevLoss
@@ -103,7 +103,7 @@ def validate(config: TrainConfig, world: int) -> Inputs:
         manifest = read_manifest(config.data)
         problems = input_problems(config, manifest)
         if problems:
-            raise ConfigError(config.data, problems)
+            raise ConfigError(inputs_source(config, problems), problems)
         stages = load_stages(config.data)
         dev = StageData(Path(config.data) / "dev", manifest["dev"]) if manifest.get("dev") else None
         plan = BatchPlan(
@@ -239,7 +239,8 @@ def main() -> None:
         train(config, inputs, rank, world, preemption, changes)
     except CheckpointError as err:  # every rank raises it, after agreeing
         if rank == 0:
-            print(f"error: {err}", file=sys.stderr, flush=True)
+            # The progress bar holds the line (no newline until it ends): start a new one.
+            print(f"\nerror: {err}", file=sys.stderr, flush=True)
         finish(1)
     finish()
 

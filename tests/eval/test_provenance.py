@@ -4,6 +4,7 @@ is read once. Runs in-process on a few FreeDict sentences with the tiny trained 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +149,24 @@ def test_score_refuses_test_hypotheses_against_the_dev_split(
     assert score_cli(corpus, out, "split=dev") == 2
     err = capsys.readouterr().err
     assert "split (decoded from 'test', grid now 'dev')" in err, err
+
+
+def test_empty_or_identical_hypotheses_are_flagged_per_direction(
+    trained_model: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "eval"
+    evaluate(trained_model, corpus, out)
+    assert "warning" not in json.dumps(json.loads((out / "scores.json").read_text()))
+    (out / "hyps" / "de-en.txt").write_text("\n" * SENTENCES, encoding="utf-8")
+    (out / "hyps" / "en-de.txt").write_text("Das Haus.\n" * SENTENCES, encoding="utf-8")
+    capsys.readouterr()
+    assert score_cli(corpus, out) == 0
+    err = capsys.readouterr().err
+    scores = json.loads((out / "scores.json").read_text())["directions"]
+    assert scores["de-en"]["warning"] == f"all {SENTENCES} hypotheses are empty"
+    assert scores["en-de"]["warning"] == (
+        f"all {SENTENCES} hypotheses are the same sentence: 'Das Haus.'"
+    )
+    assert f"warning: de-en: all {SENTENCES} hypotheses are empty" in err
+    assert "warning: en-de: all" in err
+    assert "- **de-en**: all" in (out / "scores.md").read_text()
