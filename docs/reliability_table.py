@@ -53,32 +53,6 @@ deepspeed training/train.py --config CONFIG ... run_dir=RUN lr=3e-4 --allow-conf
 Each accepted change is appended to `RUN/config_changes.jsonl` as
 `{"step": N, "changes": {"lr": {"was": 0.001, "now": 0.0003}}}`, and `config.json` then
 holds the new settings. To start afresh instead: another `run_dir`, or `resume=never`.
-
-## Your own tokenizer and LoRA
-
-LoRA trains adapters on a base model and keeps its embeddings, so shards built with your
-own tokenizer (`data_prep tokenizer`) need a base model whose vocabulary is that
-tokenizer's; training refuses shards of another tokenizer than the model's. Two ways:
-
-1. Use the model's tokenizer for the build (`tokenizer=bigscience/bloomz-560m` in the
-   recipe): BLOOMZ's byte-level BPE covers any UTF-8 text, including unseen languages.
-2. Make a base with your tokenizer first: a full fine-tuning run (`finetune=full`) on a
-   `curriculum=Text` build of your corpus, as `make demo` does for its base, then point
-   the LoRA run at its export:
-
-```bash
-python -m data_prep tokenizer --out tok data/kha-en/train.kha data/kha-en/train.en
-python -m data_prep build my-recipe.yaml tokenizer=tok curriculum=Text --out shards/text
-deepspeed training/train.py --config training/configs/tiny-cpu-base.yaml \\
-    data=shards/text run_dir=runs/base                    # full fine-tuning, tiny model
-python -m data_prep build my-recipe.yaml tokenizer=tok "curriculum=MT+Align->MT" --out shards/mt
-deepspeed training/train.py --config training/configs/tiny-cpu-lora.yaml data=shards/mt \\
-    run_dir=runs/lora model.tiny=false model.name=runs/base/export/model
-```
-
-   A real-size base from BLOOMZ with a new tokenizer needs its embeddings resized and
-   retrained; the tokenizer in `runs/base/export/model` is what makes the shards and the
-   model agree.
 """
 
 
