@@ -91,8 +91,11 @@ def test_ctrl_c_saves_and_says_it_was_interrupted(built: Path, tmp_path: Path) -
     launcher = launch_logged(args, tmp_path / "log")
     try:
         wait_for_step(launcher, run, 2)
+        ranks = [rank_process(launcher, 0), rank_process(launcher, 1)]
         os.killpg(launcher.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         launcher.wait(timeout=300)
+        _, alive = psutil.wait_procs(ranks, timeout=300)  # the launcher may exit first
+        assert not alive
     finally:
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGKILL)
