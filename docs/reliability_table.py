@@ -34,8 +34,8 @@ OUTRO = """
   its step, saves a checkpoint and stops (exit 130); rerun the same command to resume.
   The `deepspeed` launcher kills its ranks 30 s after a Ctrl-C: a save that takes longer
   (a large model) is cut, leaves nothing half-written, and the next launch resumes from
-  the previous checkpoint. To give a large save its time, signal the ranks' process
-  group from another shell instead (below) or use `torchrun`.
+  the previous checkpoint. To give a large save its time, signal the rank processes
+  only, not the launcher: `kill -INT $(pgrep -f training/train.py)` (on each node).
 - **From another shell**: signal the launcher's whole process group, as a terminal
   does, so that the ranks hear it too: `kill -INT -- -$(ps -o pgid= -p LAUNCHER_PID | tr -d ' ')`
   (saves, exit 130) or `-TERM` (saves, exit 124: "requeue me", as a scheduler's
