@@ -101,7 +101,8 @@ def test_ctrl_c_saves_and_says_it_was_interrupted(built: Path, tmp_path: Path) -
             os.killpg(launcher.pid, signal.SIGKILL)
     output = (tmp_path / "log").read_text()
     assert "\ninterrupted (SIGINT, Ctrl-C): checkpoint saved at step " in output, output[-3000:]
-    assert "requeued" not in output and "Traceback" not in output, output[-3000:]
+    # (the `deepspeed` runner itself prints a KeyboardInterrupt traceback; no rank does)
+    assert "requeued" not in output and 'train.py", line' not in output, output[-3000:]
     assert not (run / MARKER).exists()  # nothing for a batch script to requeue
     step = int(output.split("checkpoint saved at step ")[1].split(";")[0])
     assert (run / "checkpoints" / f"step{step:08d}").is_dir() and step < 400
