@@ -91,8 +91,35 @@ def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | No
     obj = convert(cls, data, "", problems)
     problems.extend(p for p in _cross_checks(obj, "") if p not in problems)
     if problems:
-        raise ConfigError(source, problems)
+        raise ConfigError(_blame(source if path else None, problems, overrides or []), problems)
     return obj
+
+
+def _problem_key(problem: str) -> str:
+    return problem.split(":", 1)[0].split("[", 1)[0].strip()
+
+
+def _blame(file: str | None, problems: list[str], overrides: list[str]) -> str:
+    """The header of a ConfigError: the file, and the key=value overrides whose keys have
+    problems (the file never said those values); only the overrides when the file has
+    none of the problems."""
+    given = {item.partition("=")[0].strip(): item for item in overrides}
+    named: list[str] = []
+    from_file = False
+    for problem in problems:
+        key = _problem_key(problem)
+        item = next(
+            (v for k, v in given.items() if key == k or key.startswith(f"{k}.")
+             or k.startswith(f"{key}.")),
+            None,
+        )  # fmt: skip
+        from_file = from_file or item is None
+        if item is not None and item not in named:
+            named.append(item)
+    if not named:
+        return file or "config"
+    overridden = f"override{'s' if len(named) > 1 else ''} {', '.join(map(repr, named))}"
+    return f"{file} and {overridden}" if file and from_file else overridden
 
 
 def _cross_checks(obj: Any, key: str) -> list[str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core.fileio import write_json, write_lines
+from core.lock import LockError, hold
 from core.typed_config import ConfigError, parse_args_with_overrides
 from data_prep.align import ALIGNERS, SYMMETRIZATIONS, AlignConfig, align, format_pharaoh
 from data_prep.align_quality import lexicon_precision, load_lexicon
@@ -37,7 +38,7 @@ from data_prep.mixing import format_summary
 from data_prep.output import OutputError, check_output_dir, check_output_file, disk_full_message
 from data_prep.recipe import load_recipe
 from data_prep.split import SplitError, SplitSpec, parse_size, split_corpus
-from data_prep.tokenizer import train_tokenizer
+from data_prep.tokenizer import TokenizerError, train_tokenizer
 
 USER_ERRORS = (
     ConfigError,
@@ -49,6 +50,8 @@ USER_ERRORS = (
     SplitError,
     FileNotFoundError,
     FileExistsError,
+    LockError,
+    TokenizerError,
 )
 
 
@@ -63,7 +66,9 @@ def _freedict(args: argparse.Namespace) -> None:
 
 
 def _tokenizer(args: argparse.Namespace) -> None:
-    out = train_tokenizer(args.files, args.out, vocab_size=args.vocab_size)
+    out = train_tokenizer(
+        args.files, args.out, vocab_size=args.vocab_size, allow_smaller=args.allow_smaller_vocab
+    )
     print(f"tokenizer written to {out}")
 
 
@@ -88,9 +93,45 @@ def _clean(args: argparse.Namespace) -> None:
     print(json.dumps(report.as_dict(), indent=2))
 
 
+def _alignable(
+    src: list[str], tgt: list[str], args: argparse.Namespace
+) -> tuple[list[str], list[str]]:
+    """The pairs the aligner is given: a pair over `--max-chars` on either side (what
+    `build` drops as too_long; a 1 MB line exhausts the aligner's memory) is blanked and
+    gets an empty line of links, so the output stays line-aligned with the input. No pair
+    with words on both sides is an error: there is nothing to align."""
+    if len(src) != len(tgt):
+        raise CorpusError(
+            f"{args.src} has {len(src)} lines and {args.tgt} {len(tgt)}; align needs "
+            "line-aligned files"
+        )
+    long = [
+        i
+        for i, (s, t) in enumerate(zip(src, tgt, strict=True))
+        if max(len(s), len(t)) > args.max_chars
+    ]
+    if long:
+        shown = ", ".join(str(i + 1) for i in long[:10]) + (" ..." if len(long) > 10 else "")
+        print(
+            f"warning: {len(long)} pair(s) longer than --max-chars={args.max_chars} characters "
+            f"(lines {shown}) left without links, as build drops them (too_long)",
+            file=sys.stderr,
+        )
+        blank = set(long)
+        src = ["" if i in blank else s for i, s in enumerate(src)]
+        tgt = ["" if i in blank else t for i, t in enumerate(tgt)]
+    if not any(s.strip() and t.strip() for s, t in zip(src, tgt, strict=True)):
+        raise CorpusError(
+            f"{args.src} and {args.tgt}: no pair with text on both sides "
+            f"({len(src)} line(s){', after dropping over-long pairs' if long else ''}); "
+            "nothing to align"
+        )
+    return src, tgt
+
+
 def _align(args: argparse.Namespace) -> None:
     check_output_file(args.out)
-    src, tgt = read_lines(args.src), read_lines(args.tgt)
+    src, tgt = _alignable(read_lines(args.src), read_lines(args.tgt), args)
     config = AlignConfig(aligner=args.aligner, symmetrization=args.symmetrization)
     # A language-code extension (a.th) selects the script's word segmentation.
     langs = (Path(args.src).suffix[1:] or None, Path(args.tgt).suffix[1:] or None)
@@ -127,6 +168,7 @@ def _split(args: argparse.Namespace) -> None:
 
 def _build(args: argparse.Namespace) -> None:
     recipe = load_recipe(args.recipe, args.overrides)
+    hold(args.out, "data_prep build")  # a second build into the same --out is refused
     manifest = build(recipe, args.out, cache_dir=args.cache, overwrite=args.overwrite)
     for stage in manifest["stages"]:
         print(
@@ -175,6 +217,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tokenizer", help="train a small byte-level BPE tokenizer on text files")
     p.add_argument("--out", required=True)
     p.add_argument("--vocab-size", type=int, default=4000)
+    p.add_argument(
+        "--allow-smaller-vocab", action="store_true",
+        help="keep the vocabulary the text gives when it is smaller than --vocab-size (a warning)",
+    )  # fmt: skip
     p.add_argument("files", nargs="+")
     p.set_defaults(run=_tokenizer)
 
@@ -207,6 +253,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--aligner", default="eflomal", choices=ALIGNERS)
     p.add_argument("--symmetrization", default="grow-diag-final-and", choices=SYMMETRIZATIONS)
     p.add_argument("--lexicon", help="headword<TAB>translations file: report link precision")
+    p.add_argument(
+        "--max-chars", type=int, default=CleanConfig.max_chars,
+        help="pairs with a longer side get no links (build's too_long limit)",
+    )  # fmt: skip
     p.add_argument("--cache", help="cache root (default ~/.cache/aligninstruct)")
     p.set_defaults(run=_align)
 

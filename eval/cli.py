@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core.dist import launched_rank
 from core.hub import prefer_offline
+from core.lock import LockError, hold
 from core.typed_config import ConfigError, parse_args_with_overrides
 from data_prep.contract.readers import CorpusError
 from data_prep.contract.templates import load_templates
@@ -30,6 +31,10 @@ from eval.directions import GridConfig
 def _print_scores(result: dict | None) -> None:
     if result is None:
         return
+    for name, entry in result["directions"].items():
+        if "warning" in entry:
+            print(f"warning: {name}: {entry['warning']}; its scores say nothing about the "
+                  "translations", file=sys.stderr)  # fmt: skip
     for group, values in result["averages"].items():
         metrics = "  ".join(f"{k} {v:.2f}" for k, v in values.items() if k != "directions")
         print(f"{group:>10} ({values['directions']} directions): {metrics}")
@@ -39,20 +44,32 @@ def _config(args: argparse.Namespace) -> tuple[EvalConfig, GridConfig]:
     return load_eval_config(args.config, [*flag_overrides(args), *args.overrides])
 
 
+def _hold_out(config: EvalConfig, command: str) -> None:
+    """One writer per --out (after the inputs were checked); on several ranks rank 0
+    holds it, and the launcher stops the other ranks when it is refused."""
+    if launched_rank() == 0 and config.out:
+        hold(config.out, f"eval {command}")
+
+
 def _run(args: argparse.Namespace) -> None:
     prefer_offline()  # before transformers reads the hub settings
     from eval.run import prepare, run
 
     config, grid = _config(args)
     found, test_sets = prepare(config, grid, decoding=True)
+    _hold_out(config, "run")
     _print_scores(run(config, grid, found, test_sets))
 
 
 def _score(args: argparse.Namespace) -> None:
+    from eval.provenance import stale_problems
     from eval.run import prepare, score_all
 
     config, grid = _config(args)
     found, test_sets = prepare(config, grid, decoding=False)
+    _hold_out(config, "score")
+    if stale := stale_problems(Path(config.out or "."), found, test_sets):
+        raise ConfigError(f"eval score {config.out}", stale)
     _print_scores(score_all(config, grid, found, test_sets))
 
 
@@ -148,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args_with_overrides(parser(), argv)
     try:
         args.run(args)
-    except (ConfigError, CorpusError, FileNotFoundError) as err:
+    except (ConfigError, CorpusError, FileNotFoundError, LockError) as err:
         if launched_rank() == 0:  # every rank checks the same inputs: one message
             print(f"error: {err}", file=sys.stderr)
         return 2

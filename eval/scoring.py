@@ -88,6 +88,22 @@ def write_alternatives(path: Path, alternatives: Sequence[Sequence[str]]) -> Non
         path.unlink(missing_ok=True)
 
 
+def degenerate(hyps: Sequence[str]) -> str | None:
+    """Why a direction's score says nothing about its translations (every hypothesis
+    empty, or all the same sentence: a model that stops at once or ignores its input),
+    or None."""
+    if not hyps:
+        return None
+    distinct = {h.strip() for h in hyps}
+    if distinct <= {""}:
+        return f"all {len(hyps)} hypotheses are empty"
+    if len(distinct) == 1 and len(hyps) > 1:
+        text = next(iter(distinct))
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        return f"all {len(hyps)} hypotheses are the same sentence: {shown!r}"
+    return None
+
+
 def score_direction(
     hyps: Sequence[str], refs: Sequence[str], target_lang: str,
     alternatives: Sequence[Sequence[str]] | None = None,
@@ -102,7 +118,7 @@ def score_direction(
     bleu_score = bleu.corpus_score(list(hyps), streams)
     chrf_score = chrf.corpus_score(list(hyps), streams)
     found = off_target(hyps, target_lang)
-    return {
+    result = {
         "bleu": round(bleu_score.score, 2),
         "chrf": round(chrf_score.score, 2),
         "off_target": found["off_target"],
@@ -111,6 +127,9 @@ def score_direction(
         "sentences": len(hyps),
         "references": len(streams),
     }
+    if warning := degenerate(hyps):
+        result["warning"] = warning
+    return result
 
 
 def averages(
@@ -192,6 +211,11 @@ def to_markdown(
     for group, values in avg.items():
         cells = [_average_cell(values, m) for m in metrics]
         lines.append(f"| {group} | {values['directions']} | " + " | ".join(cells) + " |")
+    warned = [
+        f"- **{name}**: {e['warning']}" for name, e in per_direction.items() if "warning" in e
+    ]
+    if warned:
+        lines += ["", "Warnings (these scores say nothing about the translations):", *warned]
     return "\n".join(lines + notes(per_direction, avg, comet_uncovered)) + "\n"
 
 

@@ -39,3 +39,15 @@ def tokenizer_problems(config: TrainConfig, manifest: dict[str, Any]) -> list[st
         f"{data_tok['name_or_path']!r} (fingerprint {data_tok['fingerprint']}), not the "
         f"tokenizer of {source!r}; rebuild the shards with tokenizer=<the model>"
     ]
+
+
+def inputs_source(config: TrainConfig, problems: list[str]) -> str:
+    """The header of the input problems: what they are about (the model for `model.name`
+    problems, the shard folder for the rest), not always the shard folder."""
+    about_model = [p.startswith("model.name") for p in problems]
+    sources = []
+    if any(about_model):
+        sources.append(f"model {config.model.resolved()!r}")
+    if not all(about_model):
+        sources.append(config.data)
+    return " and ".join(sources)

@@ -43,10 +43,11 @@ from core.dist import (
     remove_stale_shm_buffers,
 )
 from core.hub import prefer_offline
+from core.lock import LockError
 from core.typed_config import ConfigError, to_dict
 from data_prep.contract.manifest import read_manifest
 from training.checkpoints import CheckpointError, Checkpoints, ResumePosition
-from training.checks import input_problems
+from training.checks import input_problems, inputs_source
 from training.config import TrainConfig, deepspeed_config, load_train_config
 from training.data import IGNORE, BatchPlan, StageData, collate, load_stages
 from training.devloss import DevLoss
@@ -56,10 +57,11 @@ from training.flops import StepFlops
 from training.logs import MetricsLogger, StepCounts
 from training.model import count_parameters, hf_model
 from training.preemption import Preemption
+from training.resume_config import config_changes, hold_run_dir, record_changes, will_resume
 from training.schedule import stage_schedule
 
 
-def fail(err: ConfigError) -> NoReturn:
+def fail(err: ConfigError | LockError) -> NoReturn:
     """Config errors are the same on every rank: rank 0 says it once."""
     if launched_rank() == 0:
         print(f"error: {err}", file=sys.stderr)
@@ -70,6 +72,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="YAML training config")
     parser.add_argument("--local_rank", type=int, default=-1, help="set by the deepspeed launcher")
+    parser.add_argument(
+        "--allow-config-change", action="store_true",
+        help="resume although settings that change the run differ from the saved config.json",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="key=value overrides")
     args = parser.parse_args(argv)
     try:
@@ -98,7 +104,7 @@ def validate(config: TrainConfig, world: int) -> Inputs:
         manifest = read_manifest(config.data)
         problems = input_problems(config, manifest)
         if problems:
-            raise ConfigError(config.data, problems)
+            raise ConfigError(inputs_source(config, problems), problems)
         stages = load_stages(config.data)
         dev = StageData(Path(config.data) / "dev", manifest["dev"]) if manifest.get("dev") else None
         plan = BatchPlan(
@@ -158,18 +164,26 @@ def grad_norm(engine: Any) -> float | None:
 
 
 def train(
-    config: TrainConfig, inputs: Inputs, rank: int, world: int, preemption: Preemption
+    config: TrainConfig,
+    inputs: Inputs,
+    rank: int,
+    world: int,
+    preemption: Preemption,
+    changes: dict[str, Any] | None = None,
 ) -> None:
     run_dir = Path(config.run_dir)
     model_path, tokenizer = prepare_model_source(config, inputs.manifest, run_dir, rank)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2) + "\n")
+        if not will_resume(config):  # a resume rewrites it after the load, with the record
+            (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2) + "\n")
         (run_dir / "deepspeed.json").write_text(json.dumps(inputs.ds_config, indent=2) + "\n")
     engine = build_engine(config, inputs.ds_config, model_path, inputs.schedule)
     checkpoints = Checkpoints(run_dir / "checkpoints", config.keep_last, rank, world)
     resumed = checkpoints.resume(engine) if config.resume == "auto" else None
     start = resumed or ResumePosition()
+    if rank == 0 and resumed:
+        record_changes(config, changes or {}, start.global_step)
     parameters = count_parameters(engine.module.lm)
     logger = MetricsLogger(run_dir, rank, config, world, parameters, resumed)
     dev = DevLoss(inputs.dev, config.micro_batch_size, rank, world) if inputs.dev else None
@@ -215,7 +229,12 @@ def train(
 
 
 def main() -> None:
-    config, _ = parse_args()
+    config, args = parse_args()
+    try:
+        hold_run_dir(config, launched_rank())  # before anything is written in run_dir
+        changes = config_changes(config, args.allow_config_change)
+    except (ConfigError, LockError) as err:
+        fail(err)
     preemption = Preemption(Path(config.run_dir))  # SIGTERM/SIGUSR1: save, exit, requeue
     world = launched_world_size()
     inputs = validate(config, world)
@@ -226,10 +245,11 @@ def main() -> None:
     release_shm_names()  # every rank has mapped every buffer: no exit path can leave them
     rank = dist.get_rank()
     try:
-        train(config, inputs, rank, world, preemption)
+        train(config, inputs, rank, world, preemption, changes)
     except CheckpointError as err:  # every rank raises it, after agreeing
         if rank == 0:
-            print(f"error: {err}", file=sys.stderr, flush=True)
+            # The progress bar holds the line (no newline until it ends): start a new one.
+            print(f"\nerror: {err}", file=sys.stderr, flush=True)
         finish(1)
     finish()
 

@@ -133,9 +133,20 @@ def test_unknown_keys_at_two_levels_in_one_error(tmp_path: Path) -> None:
 
 
 def test_unknown_key_from_an_override(tmp_path: Path) -> None:
-    problems = problems_of(tmp_path, "name: x\n", ["inner.nn=3"])
-    assert len(problems) == 1
-    assert problems[0].startswith("inner.nn: unknown key")
+    """The header names the override, not the file that never said it."""
+    path = config_file(tmp_path, "name: x\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Outer, path, ["inner.nn=3"])
+    assert str(err.value).startswith("override 'inner.nn=3': 1 config problem(s):")
+    assert len(err.value.problems) == 1
+    assert err.value.problems[0].startswith("inner.nn: unknown key")
+
+
+def test_header_names_the_file_and_the_overrides_with_problems(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "name: x\nlimit: 1.5\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Outer, path, ["inner.n=-1", "name=y"])
+    assert str(err.value).startswith(f"{path} and override 'inner.n=-1': 2 config problem(s)")
 
 
 def test_wrong_types_are_reported_together(tmp_path: Path) -> None:

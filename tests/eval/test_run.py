@@ -280,3 +280,26 @@ def test_comet_scores_with_a_local_checkpoint(
     # de and en are XLM-R languages: covered, averaged, no mark
     assert all(scores["directions"][d]["comet_covered"] for d in ("de-en", "en-de"))
     assert "†" not in (out / "scores.md").read_text()
+
+
+def test_second_eval_into_one_out_is_refused(
+    evaluated: Path, freedict_corpus: Path, tmp_path: Path
+) -> None:
+    from tests.support.lock_holder import start_holder
+
+    out = tmp_path / "busy"
+    shutil.copytree(evaluated, out)
+    scores = (out / "scores.json").read_text()
+    holder = start_holder(out)  # another process owns --out (as a running eval does)
+    try:
+        result = eval_cli("score", *grid_args(freedict_corpus), "--out", out)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"{out}: already being written by another process" in result.stderr
+    assert f"pid {holder.pid}" in result.stderr
+    assert (out / "scores.json").read_text() == scores
+    # Its owner gone, the lock goes with it.
+    again = eval_cli("score", *grid_args(freedict_corpus), "--out", out)
+    assert again.returncode == 0, again.stderr[-2000:]
