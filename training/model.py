@@ -1,5 +1,6 @@
-"""Models: Hugging Face causal LMs (BLOOMZ presets, hub names, local folders), a tiny
-random BLOOM for tests and the demo, LoRA adapters, and the answer-only loss module.
+"""Models: Hugging Face causal LMs (presets, hub names, local folders), tiny random models
+of every family (core/families.py) for tests and the demo, LoRA adapters with the
+family's default targets, and the answer-only loss module.
 
 The loss module runs the backbone, then the LM head only at positions whose next token
 is an answer token: prompt logits are never used, and BLOOM's head is 250,880 wide.
@@ -14,32 +15,42 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.families import ModelFamily, family_named, family_of, text_config, tiny_config
 from training.data import IGNORE
+
+
+def build_tiny_model(
+    family: ModelFamily | str,
+    tokenizer: Any,
+    out_dir: Path,
+    hidden: int,
+    layers: int,
+    heads: int,
+    seed: int,
+) -> Path:
+    """Save a random tiny model of `family` (its record's tiny config) with `tokenizer` to
+    `out_dir` (loaded like a checkpoint, so that ZeRO-3 initialisation sees ordinary
+    pretrained weights)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from core.fileio import atomic_dir
+
+    family = family_named(family) if isinstance(family, str) else family
+    special = {f"{k}_token_id": getattr(tokenizer, f"{k}_token_id") for k in ("bos", "eos", "pad")}
+    values = tiny_config(family, len(tokenizer), hidden, layers, heads, special)
+    config = AutoConfig.for_model(values.pop("model_type"), **values)
+    torch.manual_seed(seed)
+    with atomic_dir(out_dir, overwrite=True) as scratch:
+        AutoModelForCausalLM.from_config(config).save_pretrained(scratch, safe_serialization=True)
+        tokenizer.save_pretrained(scratch)
+    return out_dir
 
 
 def build_tiny_bloom(
     tokenizer: Any, out_dir: Path, hidden: int, layers: int, heads: int, seed: int
 ) -> Path:
-    """Save a random tiny BLOOM with `tokenizer` to `out_dir` (loaded like a checkpoint,
-    so that ZeRO-3 initialisation sees ordinary pretrained weights)."""
-    from transformers import BloomConfig, BloomForCausalLM
-
-    from core.fileio import atomic_dir
-
-    torch.manual_seed(seed)
-    config = BloomConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        n_layer=layers,
-        n_head=heads,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    with atomic_dir(out_dir, overwrite=True) as scratch:
-        BloomForCausalLM(config).save_pretrained(scratch, safe_serialization=True)
-        tokenizer.save_pretrained(scratch)
-    return out_dir
+    """A tiny random BLOOM (build_tiny_model for the `bloom` family)."""
+    return build_tiny_model("bloom", tokenizer, out_dir, hidden, layers, heads, seed)
 
 
 def load_model(
@@ -68,6 +79,12 @@ class TanhGelu(nn.Module):
         return F.gelu(x, approximate="tanh")
 
 
+def fuse_ops(model: nn.Module) -> int:
+    """The fused-op swaps `model`'s family allows (only BLOOM's GELU today); the number of
+    modules swapped."""
+    return fuse_gelu(model) if family_of(text_config(model.config)).fused_gelu else 0
+
+
 def fuse_gelu(model: nn.Module) -> int:
     """Swap every transformers BloomGelu in `model` for TanhGelu; the number swapped (0 for
     other architectures). It holds no weights: checkpoints and exports are unchanged."""
@@ -80,16 +97,23 @@ def fuse_gelu(model: nn.Module) -> int:
     return swapped
 
 
+def lora_targets(model: nn.Module, targets: list[str]) -> list[str] | str:
+    """The configured target modules, or (none given) the model family's default; an
+    unknown family's default is every linear layer ("all-linear")."""
+    return list(targets) or family_of(text_config(model.config)).lora_target_list()
+
+
 def add_lora(
     model: nn.Module, rank: int, alpha: int, dropout: float, targets: list[str]
 ) -> nn.Module:
+    """LoRA on `targets` ([]: the family's default targets)."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
         r=rank,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=targets,
+        target_modules=lora_targets(model, targets),
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
