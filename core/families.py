@@ -39,6 +39,10 @@ class ModelFamily:
     act_hidden: int
     act_intermediate: int
     fused_gelu: bool = False  # BLOOM's element-wise GELU swapped for PyTorch's fused one
+    # Loaded under ZeRO-3 without the embedding's padding_idx: transformers 4.57 re-runs
+    # the weight init of modules holding a non-persistent buffer (Gemma 3's scaled
+    # embedding) on partitioned, empty weights, and zeroing the padding row fails there.
+    zero3_drop_padding_idx: bool = False
     gated_mlp: bool = True  # tiny config: intermediate_size, kv heads and head_dim keys
     tiny: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     known: bool = True
@@ -87,7 +91,7 @@ FAMILIES: tuple[ModelFamily, ...] = (
     ),
     ModelFamily(  # Gemma 2's block with q/k norms; "gemma3" is the multimodal wrapper
         "gemma3", ("gemma3_text", "gemma3"), "ids", ("q_proj", "v_proj"), tied_embeddings=True,
-        act_hidden=15, act_intermediate=4,
+        act_hidden=15, act_intermediate=4, zero3_drop_padding_idx=True,
         tiny=_frozen({"model_type": "gemma3_text", "sliding_window": 4096}),
     ),
 )  # fmt: skip
@@ -179,3 +183,18 @@ def tiny_config(
         values.update(n_layer=layers, n_head=heads)
     values.update(extra)
     return values
+
+
+def backbone(model: Any) -> Any:
+    """The transformer under a causal LM's head (`transformer` for BLOOM, `model` for
+    Llama-shaped models; Gemma 3's base_model_prefix names its multimodal wrapper's
+    attribute, so its decoder is asked for)."""
+    inner = getattr(model, model.base_model_prefix, None)
+    return inner if inner is not None and inner is not model else model.get_decoder()
+
+
+def softcap_logits(model: Any, logits: Any) -> Any:
+    """The logits as the model's own forward returns them: Gemma 2/3 squash them with
+    `final_logit_softcapping` (cap * tanh(logits / cap)); other families leave them."""
+    cap = getattr(text_config(model.config), "final_logit_softcapping", None)
+    return (logits / cap).tanh() * cap if cap else logits

@@ -15,7 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.families import ModelFamily, family_named, family_of, text_config, tiny_config
+from core.families import (
+    ModelFamily,
+    backbone,
+    family_named,
+    family_of,
+    softcap_logits,
+    text_config,
+    tiny_config,
+)
 from training.data import IGNORE
 
 
@@ -56,11 +64,19 @@ def build_tiny_bloom(
 def load_model(
     path: str, trust_remote_code: bool, dtype: torch.dtype, activation_checkpointing: bool = False
 ) -> nn.Module:
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.integrations import is_deepspeed_zero3_enabled
 
+    extra: dict[str, Any] = {}
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    pad = getattr(text_config(config), "pad_token_id", None)
+    if is_deepspeed_zero3_enabled() and family_of(text_config(config)).zero3_drop_padding_idx:
+        extra["pad_token_id"] = None  # see ModelFamily.zero3_drop_padding_idx
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=dtype, trust_remote_code=trust_remote_code
+        path, dtype=dtype, trust_remote_code=trust_remote_code, **extra
     )
+    if extra:  # the padding row then gets gradients, but padding is masked: none reach it
+        text_config(model.config).pad_token_id = pad
     if activation_checkpointing:
         # Non-reentrant: recomputation runs through ZeRO-3's parameter hooks and needs no
         # input that requires grad (LoRA freezes the embeddings).
@@ -135,11 +151,13 @@ class AnswerOnlyLM(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         model = hf_model(self.lm)
-        backbone = getattr(model, model.base_model_prefix)
         # No KV cache: training never reuses it, and building one copies every layer's K, V.
-        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)[0]
+        hidden = backbone(model)(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        )[0]
         selected = labels != IGNORE
-        logits = model.get_output_embeddings()(hidden[selected]).float()
+        # Gemma 2/3 squash their logits (softcapping) as their own forward does.
+        logits = softcap_logits(model, model.get_output_embeddings()(hidden[selected]).float())
         loss = F.cross_entropy(logits, labels[selected], reduction="sum")
         return loss, selected.sum()
 
