@@ -23,6 +23,16 @@ MODEL_PRESETS = {
     "bloomz-3b": "bigscience/bloomz-3b",
     "bloomz-7b1": "bigscience/bloomz-7b1",
 }
+# Current open models (training/presets.py holds their config.json for offline planning).
+FAMILY_PRESETS = {
+    "qwen2.5-1.5b": "Qwen/Qwen2.5-1.5B-Instruct",
+    "qwen2.5-7b": "Qwen/Qwen2.5-7B-Instruct",
+    "llama-3.2-1b": "meta-llama/Llama-3.2-1B-Instruct",
+    "llama-3.2-3b": "meta-llama/Llama-3.2-3B-Instruct",
+    "llama-3.1-8b": "meta-llama/Llama-3.1-8B-Instruct",
+    "gemma-2-2b": "google/gemma-2-2b-it",
+    "gemma-2-9b": "google/gemma-2-9b-it",
+}
 FAMILY_NAMES = tuple(f.name for f in FAMILIES)
 # Shipped DeepSpeed JSON (package `ds_configs`), by name: zero3, zero3_offload, zero2.
 DS_CONFIGS_PACKAGE = "ds_configs"
@@ -50,7 +60,7 @@ class ModelConfig:
     fused_gelu: bool = True
 
     def resolved(self) -> str:
-        return MODEL_PRESETS.get(self.name, self.name)
+        return {**MODEL_PRESETS, **FAMILY_PRESETS}.get(self.name, self.name)
 
 
 @dataclass(frozen=True)

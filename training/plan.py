@@ -32,7 +32,7 @@ import yaml
 from core.families import FALLBACK, ModelFamily, family_of
 from core.typed_config import ConfigError, apply_overrides, convert
 from training.config import TrainConfig
-from training.presets import PRESET_NAMES, model_config_dict
+from training.presets import ALL_PRESET_NAMES, model_config_dict
 
 GB = 2**30
 # What a rank holds besides the model: CUDA context, NCCL buffers and allocator slack on a
@@ -304,7 +304,7 @@ def matrix(seq_len: int, checkpointing: bool) -> list[dict[str, Any]]:
     """Every preset x {full, LoRA} x {1 GPU, 8 GPUs, 4 nodes x 8} x {80, 40 GB}; full also
     with ZeRO-3 CPU offload of parameters and optimizer (host memory assumed ample)."""
     rows = []
-    for preset in PRESET_NAMES:
+    for preset in ALL_PRESET_NAMES:
         for finetune in ("full", "lora"):
             config = load_plan_config(None, [f"model.name={preset}", f"finetune={finetune}"])
             shape = skeleton(model_config_dict(preset), config)
