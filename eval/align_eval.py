@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from core.devices import model_device
+from core.families import backbone, softcap_logits
 from core.fileio import write_json
 from core.typed_config import ConfigError
 from data_prep.contract.manifest import read_manifest
@@ -109,10 +110,9 @@ def _batch_logprobs(
         mask[i, : len(ids)] = 1
         select[i, start - 1 : len(ids) - 1] = True  # positions that predict the answer
     input_ids, mask, select = input_ids.to(device), mask.to(device), select.to(device)
-    backbone = getattr(model, model.base_model_prefix)
-    hidden = backbone(input_ids=input_ids, attention_mask=mask)[0]
+    hidden = backbone(model)(input_ids=input_ids, attention_mask=mask)[0]
     targets = input_ids[:, 1:][select[:, :-1]]
-    logits = model.get_output_embeddings()(hidden[select]).float()
+    logits = softcap_logits(model, model.get_output_embeddings()(hidden[select]).float())
     token_lp = logits.log_softmax(-1).gather(1, targets[:, None])[:, 0]
     row_of = select.nonzero()[:, 0]
     return torch.zeros(len(rows), device=device).index_add_(0, row_of, token_lp)

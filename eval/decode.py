@@ -7,8 +7,13 @@ Greedy decoding uses our own loop over the model's KV cache:
   `max_new_tokens`) leaves the batch at once and new sentences are prefilled and merged
   in, so the batch stays full instead of waiting for its longest member.
 Rows may hold padding in the middle of their cache (left padding of each part); the
-attention mask covers it, and BLOOM's ALiBi positions come from the mask's running sum,
-so every row computes what it would compute alone.
+attention mask covers it, and each token's position is the mask's running sum: BLOOM's
+ALiBi takes it from the mask itself, rotary and learned positions (Llama, Qwen, Gemma,
+Mistral, unknown families) get it as `position_ids` for the prefill, every step and the
+merged batches (core/families.py says which), so every row computes what it would
+compute alone. Models with a sliding attention window (Mistral, Gemma 2/3) count padding
+inside the window, so their batches are never merged, and are decoded one row at a time
+when a prompt and its answer could outgrow the window.
 Beam search uses `generate` on length-sorted, left-padded batches. Either way the answer
 is cut at EOS or the first newline and outputs come back in input order.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +31,7 @@ import torch
 from torch import nn
 
 from core.devices import model_device
+from core.families import family_of, sliding_window, text_config
 
 Progress = Callable[[int], None]
 
@@ -95,6 +102,21 @@ def cache_argument(model: nn.Module) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+def needs_position_ids(model: nn.Module) -> bool:
+    """Whether padded rows need explicit `position_ids`: every family whose positions do
+    not come from the attention mask, and an unknown one whose forward takes them."""
+    family = family_of(text_config(model.config))
+    if family.known:
+        return family.positions == "ids"
+    return "position_ids" in inspect.signature(model.forward).parameters
+
+
+def positions(mask: torch.Tensor, width: int) -> torch.Tensor:
+    """Position ids of the last `width` columns: each row's count of real tokens before
+    them (padding, anywhere in the row, takes no position; its own id is never used)."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
+
+
 @dataclass
 class _Batch:
     """The rows being decoded: the model's cache object, mask, outputs."""
@@ -149,6 +171,8 @@ class Translator:
         self.device = model_device(model)  # where every input, mask and index is built
         self._limits: list[int] = []
         self.hit_limit: list[bool] = []  # per prompt of the last call: cut at its limit
+        self._position_ids = needs_position_ids(model)
+        self._window = sliding_window(model.config)
 
     def limits(self, sources: Sequence[str]) -> list[int]:
         """Each source's new-token budget, from its length in the model's tokens."""
@@ -184,8 +208,10 @@ class Translator:
         self, input_ids: torch.Tensor, mask: torch.Tensor, cache: Any
     ) -> tuple[torch.Tensor, Any]:
         """Last-position logits; `cache` (a DynamicCache or None) is extended in place."""
-        past = {self._cache_name: cache}
-        out = self.model(input_ids=input_ids, attention_mask=mask, use_cache=True, **past)
+        extra = {self._cache_name: cache}
+        if self._position_ids:
+            extra["position_ids"] = positions(mask, input_ids.shape[1])
+        out = self.model(input_ids=input_ids, attention_mask=mask, use_cache=True, **extra)
         return out.logits[:, -1, :], out[self._cache_name]
 
     def _greedy(self, ids: list[list[int]], progress: Progress | None) -> list[list[int]]:
@@ -197,11 +223,13 @@ class Translator:
         queue = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         results: list[list[int]] = [[] for _ in ids]
         active: _Batch | None = None
-        size = self.config.batch_size
+        size, merge = self._batching(ids)
         while queue or (active is not None and active.rows):
             free = size - (len(active.rows) if active is not None else 0)
             if queue and (
-                active is None or not active.rows or free >= self.config.refill_fraction * size
+                active is None
+                or not active.rows
+                or (merge and free >= self.config.refill_fraction * size)
             ):
                 take, queue = queue[:free], queue[free:]
                 active = _merge(active, self._prefill(ids, take, n_prefix, prefix_cache))
@@ -214,6 +242,22 @@ class Translator:
             self._advance(active, logits)
             self._finish(active, results, progress)
         return results
+
+    def _batching(self, ids: list[list[int]]) -> tuple[int, bool]:
+        """(batch size, whether new rows merge into a running batch). Padding counts inside
+        a sliding window: such models never merge (a batch's padding is then its prompts'
+        length differences), and go one row at a time when a row could outgrow the window."""
+        if self._window is None:
+            return self.config.batch_size, True
+        longest = max(len(r) + limit for r, limit in zip(ids, self._limits, strict=True))
+        if longest < self._window:
+            return self.config.batch_size, False
+        warnings.warn(
+            f"a prompt plus its new-token budget ({longest} tokens) outgrows the model's "
+            f"{self._window}-token attention window: decoding one sentence at a time",
+            stacklevel=3,
+        )
+        return 1, False
 
     def _prefill(
         self, ids: list[list[int]], take: list[int], n_prefix: int, prefix_cache: Any

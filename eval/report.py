@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.families import family_named
 from core.fileio import write_json, write_lines
 from core.typed_config import ConfigError
 from data_prep.contract.readers import CorpusError, read_lines
@@ -356,10 +357,26 @@ def headline(
 
 def _model_cell(run: Run) -> str:
     model = (run.config or {}).get("model") or {}
-    name = "tiny random BLOOM" if model.get("tiny") else model.get("name")
+    name = f"tiny random {_tiny_family(run)}" if model.get("tiny") else model.get("name")
     name = name or (run.summary or {}).get("model", "n/a")
     total = (run.summary or {}).get("total_parameters")
     return f"{name} ({total:,} params)" if total else str(name)
+
+
+def _tiny_family(run: Run) -> str:
+    """The family of a run's tiny random model (runs before model.tiny_family: BLOOM)."""
+    return str(((run.config or {}).get("model") or {}).get("tiny_family", "bloom"))
+
+
+def _lora_targets(run: Run) -> str:
+    """The configured targets, or the model family's default ones (an empty list)."""
+    lora = (run.config or {}).get("lora") or {}
+    if lora.get("target_modules"):
+        return ", ".join(lora["target_modules"])
+    model = (run.config or {}).get("model") or {}
+    if model.get("tiny"):
+        return ", ".join(family_named(_tiny_family(run)).lora_targets)
+    return "the model family's default modules"
 
 
 def _finetune_cell(run: Run) -> str:
@@ -367,8 +384,7 @@ def _finetune_cell(run: Run) -> str:
     kind = config.get("finetune") or summary.get("finetune", "n/a")
     if kind == "lora" and config.get("lora"):
         lora = config["lora"]
-        targets = ", ".join(lora.get("target_modules", []))
-        kind = f"LoRA r={lora.get('rank')} alpha={lora.get('alpha')} on {targets}"
+        kind = f"LoRA r={lora.get('rank')} alpha={lora.get('alpha')} on {_lora_targets(run)}"
     trainable = summary.get("trainable_parameters")
     return kind + (f", {trainable:,} trainable" if trainable else "")
 
@@ -401,15 +417,22 @@ def toy_note(runs: list[Run]) -> list[str]:
     tiny = any(((r.config or {}).get("model") or {}).get("tiny") for r in runs)
     if not tiny and (not sizes or max(sizes) >= TOY_PARAMETERS):
         return []
-    size = f"at most {max(sizes):,} parameters" if sizes else "tiny random BLOOMs"
+    families = sorted(
+        {_tiny_family(r) for r in runs if ((r.config or {}).get("model") or {}).get("tiny")}
+    )
+    size = (
+        f"at most {max(sizes):,} parameters"
+        if sizes
+        else f"tiny random {', '.join(families) or 'models'}"
+    )
     minutes = max((r.summary or {}).get("wall_seconds", 0) for r in runs) / 60
     return [
         "",
         f"**These are toy models** ({size}, each trained for at most {minutes:.1f} "
         "minutes): the scores show that the pipeline works end to end, "
-        "not what AlignInstruct or LoRA do at scale. The commands for a real BLOOMZ "
-        "(560m to 7b1 on OPUS-100) are in docs/training.md and docs/evaluation.md."
-        + _toy_lora_note(runs),
+        "not what AlignInstruct or LoRA do at scale. The commands for real models "
+        "(BLOOMZ 560m to 7b1 and current Qwen, Llama and Gemma models on OPUS-100) are in "
+        "docs/training.md, docs/evaluation.md and docs/model-families.md." + _toy_lora_note(runs),
     ]
 
 
@@ -423,10 +446,10 @@ def _toy_lora_note(runs: list[Run]) -> str:
         share = f", {trainable / total:.0%} of the model" if trainable and total else ""
         count = f": {trainable:,} trainable parameters{share}" if trainable else ""
         return (
-            f" LoRA ({run.label}) adapts {', '.join(lora.get('target_modules', []))} at rank "
+            f" LoRA ({run.label}) adapts {_lora_targets(run)} at rank "
             f"{lora.get('rank')}{count}, chosen so that it can learn at this size: with the "
-            "paper-scale default, query_key_value at rank 8, a model this small has a few "
-            "thousand trainable parameters and its loss barely moves."
+            "paper-scale default (rank 8 on the attention projections), a model this small "
+            "has a few thousand trainable parameters and its loss barely moves."
         )
     return ""
 

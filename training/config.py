@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from core.families import FAMILIES
 from core.resources import resolve, shipped_names
 from core.typed_config import ConfigError, load_config
 
@@ -22,6 +23,17 @@ MODEL_PRESETS = {
     "bloomz-3b": "bigscience/bloomz-3b",
     "bloomz-7b1": "bigscience/bloomz-7b1",
 }
+# Current open models (training/presets.py holds their config.json for offline planning).
+FAMILY_PRESETS = {
+    "qwen2.5-1.5b": "Qwen/Qwen2.5-1.5B-Instruct",
+    "qwen2.5-7b": "Qwen/Qwen2.5-7B-Instruct",
+    "llama-3.2-1b": "meta-llama/Llama-3.2-1B-Instruct",
+    "llama-3.2-3b": "meta-llama/Llama-3.2-3B-Instruct",
+    "llama-3.1-8b": "meta-llama/Llama-3.1-8B-Instruct",
+    "gemma-2-2b": "google/gemma-2-2b-it",
+    "gemma-2-9b": "google/gemma-2-9b-it",
+}
+FAMILY_NAMES = tuple(f.name for f in FAMILIES)
 # Shipped DeepSpeed JSON (package `ds_configs`), by name: zero3, zero3_offload, zero2.
 DS_CONFIGS_PACKAGE = "ds_configs"
 # Shipped training configs (package `training.configs`), by name: tiny-cpu, bloomz-1b1-full...
@@ -30,13 +42,17 @@ CONFIGS_PACKAGE = "training.configs"
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """`name`: a preset (bloomz-560m ... bloomz-7b1), a hub name, or a local folder.
-    `tiny`: build a tiny random BLOOM with the data's tokenizer instead (tests, demo).
+    """`name`: a preset (bloomz-560m ... bloomz-7b1, qwen2.5-1.5b, llama-3.2-1b, ...), a hub
+    name, or a local folder.
+    `tiny`: build a tiny random model of `tiny_family` (core/families.py: bloom, llama,
+    mistral, qwen2, qwen3, gemma2, gemma3) with the data's tokenizer instead (tests, demo).
     `fused_gelu`: train BLOOM with PyTorch's fused tanh GELU instead of transformers'
-    element-wise one (the same function; see training/model.py TanhGelu)."""
+    element-wise one (the same function; see training/model.py TanhGelu); other families
+    have no such swap."""
 
     name: str = "bloomz-560m"
     tiny: bool = False
+    tiny_family: str = "bloom"
     tiny_hidden: int = 64
     tiny_layers: int = 2
     tiny_heads: int = 4
@@ -44,7 +60,7 @@ class ModelConfig:
     fused_gelu: bool = True
 
     def resolved(self) -> str:
-        return MODEL_PRESETS.get(self.name, self.name)
+        return {**MODEL_PRESETS, **FAMILY_PRESETS}.get(self.name, self.name)
 
 
 @dataclass(frozen=True)
@@ -52,12 +68,14 @@ class LoraConfig:
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["query_key_value"])
+    # Empty: the model family's default (BLOOM: query_key_value; Llama, Qwen, Gemma,
+    # Mistral: q_proj, v_proj; an unknown family: every linear layer). Checked against the
+    # model's module names before any rank starts (training/checks.py).
+    target_modules: list[str] = field(default_factory=list)
 
     def problems(self, key: str) -> list[str]:
         found = [] if self.rank >= 1 else [f"{key}.rank: must be >= 1"]
-        found += [] if 0.0 <= self.dropout < 1.0 else [f"{key}.dropout: must be in [0, 1)"]
-        return found + ([] if self.target_modules else [f"{key}.target_modules: empty"])
+        return found + ([] if 0.0 <= self.dropout < 1.0 else [f"{key}.dropout: must be in [0, 1)"])
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,11 @@ class TrainConfig:
                 found.append(f"{name}: must be >= 1")
         if self.lr <= 0:
             found.append("lr: must be > 0")
+        if self.model.tiny and self.model.tiny_family not in FAMILY_NAMES:
+            found.append(
+                f"model.tiny_family: {self.model.tiny_family!r} is not one of "
+                f"{', '.join(FAMILY_NAMES)}"
+            )
         if any(e <= 0 for e in self.epochs_per_stage) or not self.epochs_per_stage:
             found.append("epochs_per_stage: one or more values > 0")
         if self.eval_every is not None and self.eval_every < 1:

@@ -4,8 +4,10 @@ Per real token of a row of length s, with N the weights of the blocks (all param
 but the embedding, which is a lookup), L layers, hidden size h:
     full:  6 N + 12 L h s           (forward 2N, backward 4N; attention scores and context)
     LoRA:  4 N + 6 N_lora + 12 L h s (frozen weights need the input gradient only)
-and per answer token, the output layer (tied to the embedding, V ids wide, run only at
-answer positions): 6 h V for full fine-tuning, 4 h V for LoRA.
+and per answer token, the output layer (V ids wide, run only at answer positions): 6 h V
+for full fine-tuning, 4 h V for LoRA. An output layer tied to the embedding (BLOOM, Qwen2.5
+up to 3B, Gemma) is counted there once; an untied one (Llama 3.1 8B, Mistral, Qwen2.5 7B)
+holds weights of its own, which are taken out of N as well.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
+
+from core.families import family_of
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,9 @@ class StepFlops:
         text = hf_config.get_text_config()
         sizes = {n: getattr(p, "ds_numel", p.numel()) for n, p in model.named_parameters()}
         adapter = sum(v for n, v in sizes.items() if "lora_" in n)
-        embedding = text.vocab_size * text.hidden_size
+        tied = getattr(text, "tie_word_embeddings", family_of(text).tied_embeddings)
+        # The embedding, and an untied output layer (counted per answer token below).
+        embedding = text.vocab_size * text.hidden_size * (1 if tied else 2)
         return cls(
             hidden=text.hidden_size,
             layers=text.num_hidden_layers,

@@ -178,7 +178,9 @@ class MetricsLogger:
         self.writer.close()
         summary = {
             "finetune": self.config.finetune,
-            "model": self.config.model.resolved() if not self.config.model.tiny else "tiny-bloom",
+            "model": self.config.model.resolved()
+            if not self.config.model.tiny
+            else f"tiny-{self.config.model.tiny_family}",
             "trainable_parameters": self.trainable,
             "total_parameters": self.total,
             "world_size": self.world,
