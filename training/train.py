@@ -95,17 +95,18 @@ def validate(config: TrainConfig, world: int) -> Inputs:
         if not config.model.tiny:
             prefer_offline()  # an unreachable hub fails at once, not after a minute of retries
         manifest = read_manifest(config.data)
-        problems = input_problems(config, manifest)
+        problems = input_problems(config, manifest) + config.batch_problems(world)
         if problems:
             raise ConfigError(config.data, problems)
         stages = load_stages(config.data)
         dev = StageData(Path(config.data) / "dev", manifest["dev"]) if manifest.get("dev") else None
         plan = BatchPlan(
             config.micro_batch_size,
-            config.grad_accum,
+            config.grad_accum_for(world),
             world,
             config.seed,
             config.length_group_batches,
+            config.max_tokens_per_micro_batch,
         )
         schedule = stage_schedule(config, plan, stages)
         return Inputs(manifest, stages, dev, plan, schedule, deepspeed_config(config, world))
@@ -174,11 +175,14 @@ def train(
             torch.manual_seed(config.seed * 1_000_003 + global_step * 1009 + rank)  # dropout
             lr = engine.get_lr()[0]  # the rate this step uses (the scheduler moves in step())
             loss_sum = torch.zeros((), dtype=torch.float64)
-            for batch in batches:
+            for i, batch in enumerate(batches):
+                # The step's micro-batch count varies under a token budget (the same on
+                # every rank): its last one is the accumulation boundary, not a counter.
+                engine.set_gradient_accumulation_boundary(i + 1 == len(batches))
                 token_loss, _ = engine(**{k: v.to(engine.device) for k, v in batch.items()})
-                # DeepSpeed divides by grad_accum and averages over ranks: undo both, then
-                # divide by the step's answer tokens across all micro-batches and ranks.
-                engine.backward(token_loss * config.grad_accum * world / answer_tokens)
+                # DeepSpeed averages gradients over ranks: undo it, then divide by the
+                # step's answer tokens across all micro-batches and ranks.
+                engine.backward(token_loss * world / answer_tokens, scale_wrt_gas=False)
                 engine.step()
                 loss_sum += token_loss.detach().double().cpu()
             dist.all_reduce(loss_sum)
