@@ -176,11 +176,18 @@ def activations(shape: Skeleton, work: Workload) -> float:
     return (shape.layers + 1) * block
 
 
+# The output layer's backward peak per answer x vocab element: three fp32 tensors live at
+# once in the cross entropy's backward (the log-softmax it saved, the gradient coming into
+# it, the gradient it passes on), whatever the model dtype (the logits in the model dtype
+# are freed once copied to fp32). Checked against bench/head_memory.py at 250,880 columns
+# (tests/training/test_plan.py; bench/RESULTS.md).
+HEAD_BYTES_PER_ELEMENT = 12
+
+
 def answer_logits(shape: Skeleton, work: Workload) -> float:
-    """The LM head at answer positions: logits in the model dtype, their fp32 copy, and the
-    fp32 gradient of the cross entropy."""
+    """The LM head at answer positions, at its peak in backward."""
     answers = work.answer_share * work.micro_batch * work.seq_len
-    return answers * shape.vocab * (work.bytes_per_value + 8)
+    return answers * shape.vocab * HEAD_BYTES_PER_ELEMENT
 
 
 @dataclass(frozen=True)
@@ -254,11 +261,22 @@ def data_seq_len(config: TrainConfig) -> int:
     return DEFAULT_SEQ_LEN
 
 
+def planned_rows(config: TrainConfig, seq_len: int) -> int:
+    """Rows of a micro-batch at the full row length: the micro batch, or what a token
+    budget holds of the longest rows (its worst case: activations grow with tokens,
+    attention with tokens x row length)."""
+    budget = config.max_tokens_per_micro_batch
+    if budget is None:
+        return config.micro_batch_size
+    return max(1, min(config.micro_batch_size, budget // seq_len))
+
+
 def workload(config: TrainConfig, seq_len: int | None, micro_batch: int | None) -> Workload:
     ds = json.loads(config.deepspeed_path().read_text(encoding="utf-8"))
+    seq_len = seq_len or data_seq_len(config)
     return Workload(
-        micro_batch=micro_batch or config.micro_batch_size,
-        seq_len=seq_len or data_seq_len(config),
+        micro_batch=micro_batch or planned_rows(config, seq_len),
+        seq_len=seq_len,
         bytes_per_value=2 if config.precision == "bf16" else 4,
         checkpointing=config.activation_checkpointing,
         offload="offload_optimizer" in ds.get("zero_optimization", {}),
@@ -266,6 +284,15 @@ def workload(config: TrainConfig, seq_len: int | None, micro_batch: int | None) 
             ds.get("zero_optimization", {}).get("stage3_max_live_parameters", 10**9)
         ),
     )
+
+
+def free_memory(est: Estimate, hw: Hardware) -> dict[str, float]:
+    """A GPU's usable memory (less what is kept for CUDA, NCCL and the allocator) and the
+    share of it the plan leaves free; the shipped configs keep at least 10% free."""
+    if hw.device == "cpu":
+        return {}
+    usable = hw.gpu_memory_gb - GPU_RESERVE_GB
+    return {"usable_gb": round(usable, 2), "free_share": round(1 - est.device_gb / usable, 3)}
 
 
 def report(config: TrainConfig, shape: Skeleton, hw: Hardware, work: Workload) -> dict[str, Any]:
@@ -287,6 +314,7 @@ def report(config: TrainConfig, shape: Skeleton, hw: Hardware, work: Workload) -
         "answer_logits_gb": round(est.logits_gb, 2),
         "per_node_cpu_gb": round(est.host_gb, 1),
         "fits": est.fits,
+        **free_memory(est, hw),
         "largest_micro_batch": largest_micro_batch(shape, hw, work),
         f"per_rank_gb_{'without' if work.checkpointing else 'with'}_checkpointing": round(
             other.device_gb, 2

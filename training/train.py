@@ -102,17 +102,18 @@ def validate(config: TrainConfig, world: int) -> Inputs:
         if not config.model.tiny:
             prefer_offline()  # an unreachable hub fails at once, not after a minute of retries
         manifest = read_manifest(config.data)
-        problems = input_problems(config, manifest)
+        problems = input_problems(config, manifest) + config.batch_problems(world)
         if problems:
             raise ConfigError(inputs_source(config, problems), problems)
         stages = load_stages(config.data)
         dev = StageData(Path(config.data) / "dev", manifest["dev"]) if manifest.get("dev") else None
         plan = BatchPlan(
             config.micro_batch_size,
-            config.grad_accum,
+            config.grad_accum_for(world),
             world,
             config.seed,
             config.length_group_batches,
+            config.max_tokens_per_micro_batch,
         )
         schedule = stage_schedule(config, plan, stages)
         return Inputs(manifest, stages, dev, plan, schedule, deepspeed_config(config, world))
@@ -135,9 +136,8 @@ def token_counts(batches: list[dict[str, torch.Tensor]], flops: StepFlops) -> to
 
 
 def optimizer_step(
-    engine: Any, batches: list[dict[str, torch.Tensor]], flops: StepFlops, grad_accum: int,
-    world: int,
-) -> tuple[torch.Tensor, float]:  # fmt: skip
+    engine: Any, batches: list[dict[str, torch.Tensor]], flops: StepFlops, world: int
+) -> tuple[torch.Tensor, float]:
     """Forward, backward and step over this rank's micro-batches. Returns the step's token
     counts and loss sum over all ranks, each all-reduced on the collective device and read
     back once (the loss is a mean over every answer token of the step)."""
@@ -146,11 +146,14 @@ def optimizer_step(
     counts = counts.cpu()
     answer_tokens = float(counts[0])
     loss_sum = torch.zeros((), dtype=torch.float64, device=collective_device())
-    for batch in batches:
+    for i, batch in enumerate(batches):
+        # The step's micro-batch count varies under a token budget (the same on every
+        # rank): its last one is the accumulation boundary, not a counter.
+        engine.set_gradient_accumulation_boundary(i + 1 == len(batches))
         token_loss, _ = engine(**{k: v.to(engine.device) for k, v in batch.items()})
-        # DeepSpeed divides by grad_accum and averages over ranks: undo both, then
-        # divide by the step's answer tokens across all micro-batches and ranks.
-        engine.backward(token_loss * grad_accum * world / answer_tokens)
+        # DeepSpeed averages gradients over ranks: undo it, then divide by the step's
+        # answer tokens across all micro-batches and ranks.
+        engine.backward(token_loss * world / answer_tokens, scale_wrt_gas=False)
         engine.step()
         loss_sum += token_loss.detach().to(loss_sum.device, torch.float64)  # no sync on GPU
     dist.all_reduce(loss_sum)
@@ -206,7 +209,7 @@ def train(
             batches = [collate([stage[i] for i in ids], pad_id) for ids in micro_batches]
             lr = engine.get_lr()[0]  # the rate this step uses (the scheduler moves in step())
             torch.manual_seed(config.seed * 1_000_003 + global_step * 1009 + rank)  # dropout
-            counts, loss = optimizer_step(engine, batches, flops, config.grad_accum, world)
+            counts, loss = optimizer_step(engine, batches, flops, world)
             global_step += 1
             logger.step(
                 global_step,

@@ -13,6 +13,7 @@ weights must equal the reference's within fp32 round-off.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -63,16 +64,28 @@ def padded(samples: list[tuple[torch.Tensor, torch.Tensor]], pad: int) -> tuple[
     return ids, attention, labels
 
 
-def reference_training(init: Path, shards: Path) -> tuple[torch.nn.Module, list[float]]:
+def token_budget(shards: Path) -> int:
+    """A budget under which some of the first steps take 1 micro-batch per rank and some
+    more (micro 4, no fixed accumulation): the boundary moves from step to step."""
+    from training.data import BatchPlan, load_stages
+
+    lengths = load_stages(shards)[0].lengths
+    for budget in range(int(lengths.max()), MICRO * int(lengths.max()) + 1):
+        plan = BatchPlan(MICRO, 1, RANKS, SEED, 64, max_tokens=budget)
+        if len({len(step) for step in plan.epoch(lengths, 0)[:STEPS]}) > 1:
+            return budget
+    raise AssertionError("no budget gives steps of different micro-batch counts")
+
+
+def reference_training(init: Path, shards: Path, plan: Any) -> tuple[torch.nn.Module, list[float]]:
     """Plain PyTorch, one process: returns the model and each step's gradient norm."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.data import BatchPlan, load_stages
+    from training.data import load_stages
 
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
     pad = AutoTokenizer.from_pretrained(init).pad_token_id
     stage = load_stages(shards)[0]
-    plan = BatchPlan(MICRO, ACCUM, RANKS, SEED, group_batches=64)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=DECAY
     )
@@ -94,11 +107,24 @@ def reference_training(init: Path, shards: Path) -> tuple[torch.nn.Module, list[
     return model, norms
 
 
-def test_zero3_two_ranks_grad_accum_equals_plain_pytorch(mt_shards: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("batching", ["rows", "tokens"])
+def test_zero3_two_ranks_grad_accum_equals_plain_pytorch(
+    batching: str, mt_shards: Path, tmp_path: Path
+) -> None:
+    """rows: grad_accum 2 of 4 rows; tokens: micro-batches packed by a token budget, 1 or
+    more per rank depending on the step (train.py marks DeepSpeed's boundary itself)."""
+    from training.data import BatchPlan
+
+    if batching == "rows":
+        plan, extra = BatchPlan(MICRO, ACCUM, RANKS, SEED, 64), [f"grad_accum={ACCUM}"]
+    else:
+        budget = token_budget(mt_shards)
+        plan = BatchPlan(MICRO, 1, RANKS, SEED, 64, max_tokens=budget)
+        extra = [f"global_batch_size={MICRO * RANKS}", f"max_tokens_per_micro_batch={budget}"]
     run = tmp_path / "zero3"
     result = run_training(
-        f"data={mt_shards}", f"run_dir={run}", "deepspeed=zero3", f"micro_batch_size={MICRO}",
-        f"grad_accum={ACCUM}", f"max_steps_per_stage={STEPS}", f"lr={LR}",
+        f"data={mt_shards}", f"run_dir={run}", "deepspeed=zero3_cpu", f"micro_batch_size={MICRO}",
+        *extra, f"max_steps_per_stage={STEPS}", f"lr={LR}",
         f"warmup_ratio={WARMUP_RATIO}", f"grad_clip={CLIP}", f"weight_decay={DECAY}",
         f"seed={SEED}", "save_every=1000", "log_every=1",
     )  # fmt: skip
@@ -107,7 +133,7 @@ def test_zero3_two_ranks_grad_accum_equals_plain_pytorch(mt_shards: Path, tmp_pa
 
     init = AutoModelForCausalLM.from_pretrained(run / "tiny-model").state_dict()
     trained = AutoModelForCausalLM.from_pretrained(run / "export" / "model").state_dict()
-    model, norms = reference_training(run / "tiny-model", mt_shards)
+    model, norms = reference_training(run / "tiny-model", mt_shards, plan)
     expected = model.state_dict()
     assert max(norms) > CLIP, "clipping never acted: the test would not cover it"
     assert trained.keys() == expected.keys()

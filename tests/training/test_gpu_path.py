@@ -60,7 +60,10 @@ class ForwardOnlyEngine:
         with torch.no_grad():
             return self.module(**batch)
 
-    def backward(self, loss: torch.Tensor) -> None:
+    def set_gradient_accumulation_boundary(self, boundary: bool) -> None:
+        pass
+
+    def backward(self, loss: torch.Tensor, scale_wrt_gas: bool = True) -> None:
         self.backward_devices.append(loss.device)
 
     def step(self) -> None:
@@ -95,7 +98,7 @@ def test_optimizer_step_reduces_counts_and_loss_on_the_collective_device(group: 
         expected = [AnswerOnlyLM(lm)(**b) for b in batches]
     engine = ForwardOnlyEngine(AnswerOnlyLM(to_fake_cuda(lm)))
     flops = StepFlops.of(lm, lm.config)
-    counts, loss = optimizer_step(engine, batches, flops, grad_accum=2, world=1)
+    counts, loss = optimizer_step(engine, batches, flops, world=1)
     answers = sum(int((b["labels"] != IGNORE).sum()) for b in batches)
     assert counts.device.type == "cpu" and counts[0] == answers == sum(int(c) for _, c in expected)
     assert counts[1] == sum(int(b["attention_mask"].sum()) for b in batches)
