@@ -19,7 +19,7 @@ from core.resources import resolve
 from core.typed_config import load_config
 from data_prep.align import AlignConfig, Symmetrization
 from data_prep.cleaning import CleanConfig
-from data_prep.contract.languages import OPUS100_LANGUAGES
+from data_prep.contract.languages import pair_codes, unknown_codes
 from data_prep.contract.readers import CorpusSpec
 
 INSTRUCTION_TYPES: tuple[str, ...] = ("mt", "align", "hint", "revise", "text")
@@ -161,17 +161,16 @@ class Recipe:
         found = []
         if not self.pairs:
             found.append("pairs: at least one language pair is required (e.g. [de-en])")
-        known = set(OPUS100_LANGUAGES) | set(self.language_names)
         for index, pair in enumerate(self.pairs):
-            codes = pair.split("-")
-            if len(codes) != 2 or codes[0] == codes[1]:
+            codes = pair_codes(pair)
+            if codes is None:
                 found.append(f"pairs[{index}]: {pair!r} is not of the form src-tgt (e.g. de-en)")
                 continue
-            for code in codes:
-                if code not in known:
-                    found.append(
-                        f"pairs[{index}]: unknown language code {code!r}; add it to language_names"
-                    )
+            found += [
+                f"pairs[{index}]: unknown language code {code!r}; add it to language_names"
+                for code in codes
+                if unknown_codes([code], self.language_names)
+            ]
         for pair in self.corpora:
             if pair not in self.pairs:
                 found.append(f"corpora.{pair}: not one of pairs {self.pairs}")
@@ -181,7 +180,7 @@ class Recipe:
         """Every pair needs a corpus (its own in `corpora`, else `corpus`) that can read it."""
         found = []
         for pair in self.pairs:
-            codes = pair.split("-")
+            codes = pair_codes(pair)
             if pair in self.corpora:
                 key, spec = f"corpora.{pair}", self.corpora[pair]
             elif self.corpus is None:
@@ -189,7 +188,7 @@ class Recipe:
                 continue
             else:
                 key, spec = "corpus", self.corpus
-            if len(codes) == 2 and spec.problems(key) == []:
+            if codes is not None and spec.problems(key) == []:
                 found += spec.pair_problems(key, *codes)
         return found
 

@@ -56,3 +56,27 @@ def test_overrides_win_and_add() -> None:
     assert language_name("xx", overrides) == "Klingon"
     assert language_name("fr", overrides) == "French"
     assert language_name("de", {}) == "German"
+
+
+def test_one_pair_check_serves_recipes_grids_and_split(tmp_path) -> None:
+    """pair_codes/unknown_codes are the one check of direction names: a recipe and a grid
+    reject the same malformed pairs (de-de, -en, de-en-fr) and know the same codes."""
+    from core.typed_config import ConfigError
+    from data_prep.contract.languages import pair_codes, unknown_codes
+    from data_prep.recipe import load_recipe
+    from eval.directions import load_grid
+
+    assert pair_codes("kha-en") == ("kha", "en")
+    assert [pair_codes(p) for p in ("de-de", "-en", "de-en-fr", "deen")] == [None] * 4
+    assert unknown_codes(["kha", "en", "xx", "kha"], {"xx": "Ex"}) == ["kha"]
+    for bad in ("de-de", "-en", "de-en-fr"):
+        grid = tmp_path / "grid.yaml"
+        grid.write_text(f"name: g\npairs: [{bad}]\ncorpus: {{format: files, path: x/}}\n")
+        with pytest.raises(ConfigError, match="is not src-tgt"):
+            load_grid(grid)
+        recipe = tmp_path / "recipe.yaml"
+        recipe.write_text(
+            f"name: r\npairs: [{bad}]\ncorpus: {{format: files, path: x/}}\ntokenizer: t\n"
+        )
+        with pytest.raises(ConfigError, match="is not of the form src-tgt"):
+            load_recipe(recipe)
