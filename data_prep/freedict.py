@@ -71,7 +71,6 @@ _ENGLISH_WORD = re.compile(r"[A-Za-z'-]+")
 # ", " after a sentence end, before what starts a sentence: the next alternative. Not
 # "In 776 B.C., the first ..." nor "I'll meet you …, ok?".
 _ALTERNATIVE = re.compile(r"(?<=[.!?…]), (?=[A-Z0-9\[\"'“‘])")
-ALTERNATIVES_JOIN = ", "
 
 
 class FreeDictError(RuntimeError):

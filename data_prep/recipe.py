@@ -23,7 +23,6 @@ from data_prep.contract.languages import pair_codes, unknown_codes
 from data_prep.contract.readers import CorpusSpec
 
 INSTRUCTION_TYPES: tuple[str, ...] = ("mt", "align", "hint", "revise", "text")
-_TYPE_NAMES = {"mt": "mt", "align": "align", "hint": "hint", "revise": "revise", "text": "text"}
 # Kinds that read no word alignment (Text: plain causal-LM samples of each side).
 UNALIGNED_TYPES: frozenset[str] = frozenset({"mt", "text"})
 RECIPES_PACKAGE = "data_prep.recipes"
@@ -38,7 +37,7 @@ def parse_curriculum(text: str) -> list[list[str]]:
     stages = []
     for stage in text.split("->"):
         kinds = [part.strip().lower() for part in stage.split("+")]
-        unknown = [k for k in kinds if k not in _TYPE_NAMES]
+        unknown = [k for k in kinds if k not in INSTRUCTION_TYPES]
         if unknown or not stage.strip():
             raise CurriculumError(
                 f"curriculum {text!r}: unknown instruction type(s) {unknown or [stage]}; "
@@ -202,9 +201,6 @@ class Recipe:
 
     def stages(self) -> list[list[str]]:
         return parse_curriculum(self.curriculum)
-
-    def ratio(self, kind: str) -> float:
-        return self.ratios.get(kind, 1.0)
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -46,11 +46,6 @@ UNSEEN_SUPERVISED: tuple[str, ...] = (
     "li", "my", "nb", "nn", "oc", "se", "si", "tg", "tk", "tt", "ug", "uz",
 )  # fmt: skip
 
-# Zero-shot setting: fine-tune on English with these, test among ZEROSHOT_TEST.
-ZEROSHOT_UNSEEN: tuple[str, ...] = ("de", "nl", "ru")
-ZEROSHOT_SEEN: tuple[str, ...] = ("ar", "fr", "zh")
-ZEROSHOT_TEST: tuple[str, ...] = ("ar", "de", "fr", "nl", "ru", "zh")
-
 
 class UnknownLanguageError(ValueError):
     """A language code that has no prompt name."""

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from data_prep.freedict import (
-    ALTERNATIVES_JOIN,
     DEFAULT_SEED,
     FreeDictError,
     alternatives,
@@ -35,6 +34,7 @@ PLACEHOLDER = re.compile(r"\b(?:etw|jdn|jdm|jds|sth|sb)\.")
 # Measured against the published split: 7,231 of 7,231 pairs and 98,683 of 98,683 lexicon
 # headwords in common, both ways (the files are byte-identical).
 MIN_OVERLAP = 0.99
+ALTERNATIVES_JOIN = ", "  # how the dictionary joins alternative translations
 
 Pair = tuple[str, str]
 

@@ -7,9 +7,6 @@ import pytest
 from data_prep.contract.languages import (
     OPUS100_LANGUAGES,
     UNSEEN_SUPERVISED,
-    ZEROSHOT_SEEN,
-    ZEROSHOT_TEST,
-    ZEROSHOT_UNSEEN,
     UnknownLanguageError,
     language_name,
 )
@@ -30,9 +27,16 @@ def test_unseen_supervised_are_24_known_codes() -> None:
 
 
 def test_zeroshot_sets_are_known_and_consistent() -> None:
-    assert set(ZEROSHOT_UNSEEN) | set(ZEROSHOT_SEEN) == set(ZEROSHOT_TEST)
-    assert not set(ZEROSHOT_UNSEEN) & set(ZEROSHOT_SEEN)
-    assert set(ZEROSHOT_TEST) <= set(OPUS100_LANGUAGES)
+    """The shipped zero-shot recipes (unseen: de nl ru; mixed: those and the seen ar fr zh,
+    each with English) and the grid's zero-shot languages agree."""
+    from data_prep.recipe import load_recipe
+    from eval.directions import load_grid
+
+    unseen = {s for s, _ in load_recipe("opus100-zeroshot-unseen").language_pairs()}
+    mixed = {s for s, _ in load_recipe("opus100-zeroshot-mixed").language_pairs()}
+    assert unseen == {"de", "nl", "ru"} and unseen < mixed
+    assert mixed == set(load_grid("opus100").zeroshot)
+    assert mixed <= set(OPUS100_LANGUAGES)
 
 
 def test_names_used_in_prompts() -> None:
