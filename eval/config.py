@@ -3,10 +3,12 @@
     python -m eval run --config eval.yaml model=runs/full/export/model decode.num_beams=4
     python -m eval run --grid freedict corpus.path=runs/demo/corpus/ \
         --model runs/demo/mt/export/model --out runs/demo/mt/eval --max-new-tokens 64
+    python -m eval align --config eval.yaml align.data=shards/mt-align align.batch_size=16
 
 The command-line flags are aliases of config keys (`--model` is `model=`, `--beams` is
-`decode.num_beams=`, `--max-new-tokens` is `decode.max_new_tokens=`, ...) and win over
-the YAML. Overrides of the grid named by `grid` may be mixed in: a key that is a grid
+`decode.num_beams=`, `--max-new-tokens` is `decode.max_new_tokens=`; for `eval align`,
+`--data` is `align.data=`, `--batch-size` `align.batch_size=`, ...) and win over the YAML.
+Overrides of the grid named by `grid` may be mixed in: a key that is a grid
 field (`corpus.path=`, `max_sentences=`, `pairs=[de-en]`, `language_names.kha=Khasi`),
 or any key spelled `grid.KEY=`. Every problem of both is listed at once (ConfigError).
 """
@@ -38,7 +40,26 @@ FLAG_KEYS = {
     "batch_size": "decode.batch_size",
     "beams": "decode.num_beams",
     "max_new_tokens": "decode.max_new_tokens",
+    # eval align
+    "data": "align.data",
+    "align_batch_size": "align.batch_size",
+    "max_samples": "align.max_samples",
 }
+
+
+@dataclass(frozen=True)
+class AlignEvalConfig:
+    """`eval align`: AlignInstruct accuracy on a build's held-out samples."""
+
+    data: str | None = None
+    batch_size: int = 32
+    max_samples: int | None = None
+
+    def problems(self, key: str) -> list[str]:
+        found = [] if self.batch_size >= 1 else [f"{key}.batch_size: must be >= 1"]
+        if self.max_samples is not None and self.max_samples < 1:
+            found.append(f"{key}.max_samples: must be >= 1 (or null for all)")
+        return found
 
 
 @dataclass(frozen=True)
@@ -58,6 +79,7 @@ class EvalConfig:
     templates: str | None = None
     comet: str | None = None
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    align: AlignEvalConfig = field(default_factory=AlignEvalConfig)
     # Low-resource eval (docs/evaluation-metrics.md)
     comet_uncovered_in_averages: bool = False
 
