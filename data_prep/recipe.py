@@ -65,8 +65,11 @@ class AlignInstructConfig:
     """
 
     positive_share: float = 0.5
+    """Share of samples whose asserted word pair is a true link (the answer True)."""
     links: Symmetrization = "intersection"
+    """Which symmetrized alignment gives the positive links."""
     min_consistency: float = 0.1
+    """Least min(P(y|x), P(x|y)) over the corpus for a link to be a positive; 0: off."""
 
     def problems(self, key: str) -> list[str]:
         found = (
@@ -84,8 +87,11 @@ def _consistency_problems(value: float, key: str) -> list[str]:
 @dataclass(frozen=True)
 class HintInstructConfig:
     max_hints: int = 3
+    """Most word pairs given as hints in one HintInstruct sample."""
     links: Symmetrization = "intersection"
+    """Which symmetrized alignment gives the hint links."""
     min_consistency: float = 0.1
+    """Least min(P(y|x), P(x|y)) over the corpus for a link to be a hint; 0: off."""
 
     def problems(self, key: str) -> list[str]:
         found = [] if self.max_hints >= 1 else [f"{key}.max_hints: must be >= 1"]
@@ -95,7 +101,9 @@ class HintInstructConfig:
 @dataclass(frozen=True)
 class ReviseInstructConfig:
     links: Symmetrization = "intersection"
+    """Which symmetrized alignment gives the links a wrong word replaces."""
     min_consistency: float = 0.1
+    """Least min(P(y|x), P(x|y)) over the corpus for a link to be used; 0: off."""
     # Wrong words are drawn from content words of recent sentences of the same language.
     pool_size: int = 2000
 
@@ -107,31 +115,48 @@ class ReviseInstructConfig:
 @dataclass(frozen=True)
 class Recipe:
     name: str
+    """The recipe's name (recorded in the build's manifest)."""
     pairs: list[str]
-    corpus: CorpusSpec | None = field(default=None, kw_only=True)  # pairs not in `corpora`
+    """Language pairs `src-tgt` to build (e.g. [de-en]); codes of OPUS-100 or `language_names`."""
+    corpus: CorpusSpec | None = field(default=None, kw_only=True)
+    """Where the text is (format, path, ...) for every pair not in `corpora`."""
     tokenizer: str
+    """A tokenizer folder or hub name (the model's)."""
     curriculum: str = "MT+Align->MT"
+    """Instruction types per stage joined by '+', stages by '->' (MT, Align, Hint, Revise, Text)."""
     directions: Literal["both", "forward"] = "both"
+    """Instructions in both directions of each pair, or src->tgt only."""
     split: Literal["train", "dev", "test"] = "train"
+    """The corpus split the training data is built from."""
     corpora: dict[str, CorpusSpec] = field(default_factory=dict)
+    """A pair's own corpus, by pair (`hu-en: {format: tsv, ...}`)."""
     max_pairs: int | None = None
+    """At most this many sentence pairs per language pair; none: all."""
     ratios: dict[str, float] = field(default_factory=lambda: dict.fromkeys(INSTRUCTION_TYPES, 1.0))
+    """Expected samples of each instruction type per sentence pair of a stage that uses it
+    (1.5: one, and a second one half the time)."""
     language_names: dict[str, str] = field(default_factory=dict)
+    """Prompt names of language codes (`kha: Khasi`), for codes outside OPUS-100 or to rename."""
     clean: CleanConfig = field(default_factory=CleanConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     align_instruct: AlignInstructConfig = field(default_factory=AlignInstructConfig)
     hint_instruct: HintInstructConfig = field(default_factory=HintInstructConfig)
     revise_instruct: ReviseInstructConfig = field(default_factory=ReviseInstructConfig)
     templates: str | None = None
+    """Template overrides (YAML); none: the default templates."""
     max_seq_len: int = 512
+    """Longest sample in tokens; longer ones are truncated (counted in the manifest)."""
     shard_max_tokens: int = 50_000_000
+    """Most tokens in one shard file."""
     workers: int = 2
+    """Processes that tokenize in parallel."""
     seed: int = 1
-    # The dev split (when the corpus has one) is built into dev/: MTInstruct shards for a
-    # dev loss, and AlignInstruct samples when a stage uses Align; at most `dev_max_pairs`
-    # pairs per language pair, so that a periodic dev loss stays cheap.
+    """Seed of every random choice of the build (sampling, shuffling, wrong words)."""
     dev: bool = True
+    """Build the dev split (when the corpus has one) into dev/: MTInstruct shards for a dev
+    loss, and AlignInstruct samples when a stage uses Align."""
     dev_max_pairs: int | None = 500
+    """At most this many dev pairs per language pair, so a periodic dev loss stays cheap."""
 
     def problems(self, key: str) -> list[str]:
         # Nested dataclasses (corpus, corpora, clean, ...) are checked by typed_config.

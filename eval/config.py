@@ -52,8 +52,11 @@ class AlignEvalConfig:
     """`eval align`: AlignInstruct accuracy on a build's held-out samples."""
 
     data: str | None = None
+    """The data-prep build folder whose dev/align.jsonl is scored; required by `eval align`."""
     batch_size: int = 32
+    """Samples scored per forward pass."""
     max_samples: int | None = None
+    """Score only the first N samples; none: all."""
 
     def problems(self, key: str) -> list[str]:
         found = [] if self.batch_size >= 1 else [f"{key}.batch_size: must be >= 1"]
@@ -73,15 +76,22 @@ class EvalConfig:
     way."""
 
     grid: str = "freedict"
+    """A grid YAML or a shipped grid name (freedict, opus100): the directions to score."""
     model: str | None = None
+    """A model folder or hub name; with `adapter`, the base model."""
     adapter: str | None = None
+    """A LoRA adapter folder, merged into `model` before decoding."""
     out: str | None = None
+    """The eval folder (hyps/, refs/, scores, this config, align.json); required."""
     templates: str | None = None
+    """Template overrides (YAML), as used for the training data; none: the defaults."""
     comet: str | None = None
+    """A COMET checkpoint (.ckpt) to score with; none: no COMET."""
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     align: AlignEvalConfig = field(default_factory=AlignEvalConfig)
-    # Low-resource eval (docs/evaluation-metrics.md)
     comet_uncovered_in_averages: bool = False
+    """Also average COMET over directions with a language outside its encoder's
+    pre-training languages (eval.coverage; docs/evaluation-metrics.md); flagged either way."""
 
     def problems(self, key: str) -> list[str]:
         d, found = self.decode, []
