@@ -67,13 +67,9 @@ class AlignEvalConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """`grid`: a grid YAML or a shipped name (freedict, opus100). `model`: a model folder
-    or hub name (the base model with `adapter`, a LoRA adapter folder merged into it).
-    `templates`: template overrides (YAML), as used for the training data. `comet`: a
-    COMET checkpoint (.ckpt). `out`: the eval folder (hyps/, scores, this config).
-    `comet_uncovered_in_averages`: also average COMET over directions with a language
-    outside its encoder's pre-training languages (eval.coverage); they are flagged either
-    way."""
+    """What `eval run`, `eval score` and `eval align` evaluate, with what, and where the
+    results go; each field's meaning is below it (`python -m core.typed_config --list
+    eval.config:EvalConfig` lists them)."""
 
     grid: str = "freedict"
     """A grid YAML or a shipped grid name (freedict, opus100): the directions to score."""
