@@ -31,6 +31,7 @@ from data_prep.align import ALIGNERS, SYMMETRIZATIONS, AlignConfig, align, forma
 from data_prep.align_quality import lexicon_precision, load_lexicon
 from data_prep.build import BuildError, build, default_cache_dir
 from data_prep.cleaning import CleanConfig, CleanReport, clean
+from data_prep.contract.languages import pair_codes
 from data_prep.contract.readers import CorpusError, CorpusSpec, read_file_pair, read_lines
 from data_prep.freedict import FreeDictError, build_corpus, fetch_deb
 from data_prep.inspect_shards import InspectError, inspect
@@ -148,8 +149,8 @@ def _align(args: argparse.Namespace) -> None:
 
 
 def _split(args: argparse.Namespace) -> None:
-    codes = args.pair.split("-")
-    if len(codes) != 2 or codes[0] == codes[1]:
+    codes = pair_codes(args.pair)
+    if codes is None:
         raise SplitError(f"--pair: {args.pair!r} is not of the form src-tgt (e.g. hu-en)")
     files = (args.src, args.tgt)
     if (args.tsv and any(files)) or (not args.tsv and not all(files)):

@@ -7,6 +7,7 @@
     python -m eval report runs/a runs/b --baseline a --out reports/a-vs-b
     python -m eval align --data runs/demo/shards --model runs/demo/train/export/model \
         --out runs/demo/train/eval
+    python -m eval align --config eval.yaml align.data=runs/demo/shards  # typed config
 
 User mistakes exit with status 2 and one message naming the file or key, printed once
 (by rank 0 when launched on several ranks), before anything is decoded.
@@ -21,7 +22,7 @@ from pathlib import Path
 from core.dist import launched_rank
 from core.hub import prefer_offline
 from core.lock import LockError, hold
-from core.typed_config import ConfigError, parse_args_with_overrides
+from core.typed_config import ConfigError, load_config, parse_args_with_overrides
 from data_prep.contract.readers import CorpusError
 from data_prep.contract.templates import load_templates
 from eval.config import EvalConfig, flag_overrides, load_eval_config
@@ -84,15 +85,24 @@ def _report(args: argparse.Namespace) -> None:
 def _align(args: argparse.Namespace) -> None:
     from eval.align_eval import run
 
-    templates = load_templates(args.templates)
-    result = run(args.data, args.model, args.adapter, args.out, templates, args.batch_size,
-                 args.max_samples)  # fmt: skip
+    config = load_config(EvalConfig, args.config, [*flag_overrides(args), *args.overrides])
+    problems = (
+        [] if config.align.data else ["align.data: required (--data BUILD or align.data=BUILD)"]
+    )
+    if not config.model:
+        problems.append("model: required (--model NAME or model=NAME)")
+    if problems:
+        raise ConfigError(str(args.config) if args.config else "eval align", problems)
+    templates = load_templates(config.templates)
+    assert config.align.data and config.model and config.out  # checked above and by EvalConfig
+    result = run(config.align.data, config.model, config.adapter, config.out, templates,
+                 config.align.batch_size, config.align.max_samples)  # fmt: skip
     precision, recall = result["precision_true"], result["recall_true"]
     print(
         f"AlignInstruct accuracy {result['accuracy']:.3f} on {result['samples']} samples "
         f"({result['true_share']:.0%} True); precision of True "
         f"{'n/a' if precision is None else f'{precision:.3f}'}, recall "
-        f"{'n/a' if recall is None else f'{recall:.3f}'} -> {Path(args.out) / 'align.json'}"
+        f"{'n/a' if recall is None else f'{recall:.3f}'} -> {Path(config.out) / 'align.json'}"
     )
 
 
@@ -150,13 +160,16 @@ def parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_report)
     p = sub.add_parser("align", help="AlignInstruct accuracy on the build's dev samples")
-    p.add_argument("--data", required=True, help="data-prep build folder (dev/align.jsonl)")
-    p.add_argument("--model", required=True, help="model folder (base model with --adapter)")
-    p.add_argument("--adapter", help="LoRA adapter folder, merged into --model")
-    p.add_argument("--out", required=True, help="folder for align.json (e.g. the run's eval/)")
+    p.add_argument("--config", help="eval config YAML (eval.config.EvalConfig; keys align.*)")
+    p.add_argument("--data", help="data-prep build folder (dev/align.jsonl); key align.data")
+    p.add_argument("--model", help="model folder (base model with --adapter); key model")
+    p.add_argument("--adapter", help="LoRA adapter folder, merged into --model; key adapter")
+    p.add_argument("--out", help="folder for align.json (e.g. the run's eval/); key out")
     p.add_argument("--templates", help="template overrides (YAML), as used for the training data")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-samples", type=int, help="score only the first N samples")
+    p.add_argument("--batch-size", dest="align_batch_size", type=int,
+                   help="key align.batch_size (default 32)")  # fmt: skip
+    p.add_argument("--max-samples", type=int, help="score only the first N; key align.max_samples")
+    p.add_argument("overrides", nargs="*", help="eval key=value overrides (align.*, model, ...)")
     p.set_defaults(run=_align)
     return main
 

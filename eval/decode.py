@@ -45,11 +45,17 @@ class DecodeConfig:
     null` gives every sentence the cap, as before."""
 
     batch_size: int = 64
+    """Sentences decoded together."""
     num_beams: int = 1
+    """1: greedy (the batched decoder); more: beam search with `generate`."""
     max_new_tokens: int = 512
+    """The cap on every sentence's new tokens."""
     length_ratio: float | None = 4.0
+    """New tokens allowed per source token (before the cap); null: the cap for all."""
     length_slack: int = 16
-    refill_fraction: float = 0.25  # prefill new rows once this share of the batch is free
+    """New tokens allowed on top of length_ratio x source tokens."""
+    refill_fraction: float = 0.25
+    """Prefill new rows once this share of the batch is free."""
 
 
 def new_token_limit(source_tokens: int, config: DecodeConfig) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from core.resources import resolve
 from core.typed_config import load_config
-from data_prep.contract.languages import OPUS100_LANGUAGES, language_name
+from data_prep.contract.languages import language_name, pair_codes, unknown_codes
 from data_prep.contract.readers import (
     CorpusError,
     CorpusSpec,
@@ -50,19 +50,18 @@ class GridConfig:
     language_names: dict[str, str] = field(default_factory=dict)
 
     def problems(self, key: str) -> list[str]:
-        found = [f"pairs: {p!r} is not src-tgt" for p in self.pairs if len(p.split("-")) != 2]
-        known = set(OPUS100_LANGUAGES) | set(self.language_names)
+        found = [f"pairs: {p!r} is not src-tgt" for p in self.pairs if pair_codes(p) is None]
         codes = [c for p in self.pairs for c in p.split("-")] + self.supervised + self.zeroshot
         found += [
             f"unknown language code {c!r}; add it to language_names "
             f"(e.g. language_names: {{{c}: Name}})"
-            for c in sorted(set(codes) - known)
+            for c in unknown_codes(codes, self.language_names)
         ]
         if not (self.pairs or self.supervised or self.zeroshot):
             found.append("name at least one direction (pairs, supervised or zeroshot)")
         if self.max_sentences is not None and self.max_sentences < 1:
             found.append("max_sentences: must be >= 1 (or null for all)")
-        if any(len(p.split("-")) != 2 for p in self.pairs):
+        if any(pair_codes(p) is None for p in self.pairs):
             return found
         ordered = ordered_pairs(self)
         unordered = {frozenset(p) for p in ordered}

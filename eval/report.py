@@ -23,7 +23,6 @@ run's AlignInstruct accuracy.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from core.families import family_named
 from core.fileio import write_json, write_lines
 from core.typed_config import ConfigError
 from data_prep.contract.readers import CorpusError, read_lines
+from eval.report_model import Run
 from eval.report_plots import plot_all
 from eval.scoring import ALTERNATIVES_SEPARATOR, METRICS, UNCOVERED_MARK
 from eval.scoring import AVERAGE_GROUPS as AVERAGE_ROWS
@@ -55,38 +55,6 @@ OFF_TARGET = "off_target"
 # Below the smallest BLOOMZ (560m): a toy model, whose scores only show the pipeline works.
 TOY_PARAMETERS = 100_000_000
 TEST_NAMES = {"bs": "paired bootstrap resampling", "ar": "paired approximate randomization"}
-
-
-@dataclass
-class Run:
-    label: str
-    source: Path  # the folder given on the command line
-    eval_dir: Path
-    run_dir: Path | None
-    scores: dict[str, Any]
-    summary: dict[str, Any] | None = None
-    config: dict[str, Any] | None = None
-    manifest: dict[str, Any] | None = None
-    align: dict[str, Any] | None = None
-    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-
-    def value(self, row: str, metric: str) -> float | None:
-        source = self.scores["averages"] if row in AVERAGE_ROWS else self.scores["directions"]
-        return source.get(row, {}).get(metric)
-
-    def comet_tested(self, direction: str) -> bool:
-        """COMET is compared on a direction its encoder covers, or on every direction when
-        these scores averaged them all."""
-        entry = self.scores["directions"].get(direction, {})
-        return entry.get("comet_covered", True) or bool(
-            self.scores.get("comet_uncovered_in_averages")
-        )
-
-    def kinds(self) -> list[str] | None:
-        """Instruction types the run trained on (from its build's manifest)."""
-        if not self.manifest:
-            return None
-        return sorted({k for stage in self.manifest.get("stages", []) for k in stage["kinds"]})
 
 
 def _json(path: Path) -> dict[str, Any] | None:

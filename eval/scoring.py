@@ -18,11 +18,14 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.fileio import write_lines
 from data_prep.contract import readers
 from data_prep.contract.readers import ALTERNATIVES_SEPARATOR, CorpusError
+
+if TYPE_CHECKING:  # sacreBLEU is imported where it scores, not when eval.scoring is
+    from sacrebleu.metrics.base import Metric
 
 BLEU_TOKENIZERS = {"zh": "zh", "ja": "ja-mecab", "ko": "ko-mecab"}
 METRICS = ("bleu", "chrf", "comet")
@@ -36,6 +39,15 @@ AVERAGE_GROUPS = ("en->X", "X->en", "zero-shot", "all")
 
 def bleu_tokenizer(target_lang: str) -> str:
     return BLEU_TOKENIZERS.get(target_lang, "13a")
+
+
+def text_metrics(target_lang: str) -> dict[str, Metric]:
+    """The sacreBLEU metric objects of a direction, keyed as in scores.json: BLEU with the
+    target language's tokenizer and chrF++. The one definition that scoring and the
+    significance tests share, so a score and its test carry the same signature."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    return {"bleu": BLEU(tokenize=bleu_tokenizer(target_lang)), "chrf": CHRF(word_order=2)}
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -108,13 +120,11 @@ def score_direction(
     hyps: Sequence[str], refs: Sequence[str], target_lang: str,
     alternatives: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    from sacrebleu.metrics import BLEU, CHRF
-
     from eval.offtarget import off_target
 
     streams = reference_streams(refs, alternatives)
-    bleu = BLEU(tokenize=bleu_tokenizer(target_lang))
-    chrf = CHRF(word_order=2)
+    metrics = text_metrics(target_lang)
+    bleu, chrf = metrics["bleu"], metrics["chrf"]
     bleu_score = bleu.corpus_score(list(hyps), streams)
     chrf_score = chrf.corpus_score(list(hyps), streams)
     found = off_target(hyps, target_lang)

@@ -28,12 +28,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.metrics.base import Metric, Score, Signature
 from sacrebleu.significance import PairedTest
 
 from core.typed_config import ConfigError
-from eval.scoring import bleu_tokenizer, reference_streams
+from eval.scoring import reference_streams, text_metrics
 
 ALPHA = 0.05
 DEFAULT_RESAMPLES = {"bs": 1000, "ar": 10000}  # sacreBLEU's command-line defaults
@@ -167,10 +166,7 @@ def paired_text_tests(
 ) -> dict[str, dict[str, Any]]:
     """BLEU (tokenizer by target language) and chrF++ of each system against the first,
     on all references (the first, and each segment's alternatives)."""
-    metrics: dict[str, Metric] = {
-        "bleu": BLEU(tokenize=bleu_tokenizer(target_lang)),
-        "chrf": CHRF(word_order=2),
-    }
+    metrics = text_metrics(target_lang)
     streams: Any = reference_streams(references, alternatives)
     return _run(systems, metrics, streams, settings)
 

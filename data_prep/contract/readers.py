@@ -20,7 +20,6 @@ from typing import Literal, NamedTuple
 
 CorpusFormat = Literal["opus100", "files", "tsv", "hf"]
 FORMATS: tuple[str, ...] = ("opus100", "files", "tsv", "hf")
-SPLITS: tuple[str, ...] = ("train", "dev", "test")
 UTF8_BOM = b"\xef\xbb\xbf"
 # Alternative references: `{reference file}.alt`, line-aligned with it, each line holding
 # that segment's further references separated by tabs (an empty line: none).

@@ -7,13 +7,13 @@ lands in $ALIGNINSTRUCT_CACHE/freedict (default .cache/freedict under the reposi
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from data_prep.freedict import (
-    ALTERNATIVES_JOIN,
     DEFAULT_SEED,
     FreeDictError,
     alternatives,
@@ -34,6 +34,7 @@ PLACEHOLDER = re.compile(r"\b(?:etw|jdn|jdm|jds|sth|sb)\.")
 # Measured against the published split: 7,231 of 7,231 pairs and 98,683 of 98,683 lexicon
 # headwords in common, both ways (the files are byte-identical).
 MIN_OVERLAP = 0.99
+ALTERNATIVES_JOIN = ", "  # how the dictionary joins alternative translations
 
 Pair = tuple[str, str]
 
@@ -170,6 +171,23 @@ def test_other_seed_changes_order_only(
     assert {split: len(other[split]) for split in SPLITS} == {s: len(same[s]) for s in SPLITS}
     assert other["dev"] != same["dev"] and other["train"] != same["train"]
     assert {pair for items in other.values() for pair in items} == set(pairs)
+
+
+def test_unpublished_split_keeps_recurring_sentences_in_one_split(pairs: list[Pair]) -> None:
+    """`as_published=False` splits with data_prep.split's grouping: an English line that
+    recurs is in one split only, which the published shuffle does not ensure."""
+    counts = Counter(en for _, en in pairs)
+    assert any(n > 1 for n in counts.values())  # the corpus has them: the check can fail
+
+    def leaks(splits: dict[str, list[Pair]]) -> set[str]:
+        held_out = {en for name in ("dev", "test") for _, en in splits[name]}
+        return held_out & {en for _, en in splits["train"]}
+
+    grouped = split_pairs(pairs, seed=DEFAULT_SEED, as_published=False)
+    assert leaks(grouped) == set() and leaks(split_pairs(pairs, seed=DEFAULT_SEED)) != set()
+    assert sorted(p for items in grouped.values() for p in items) == sorted(pairs)
+    assert 0 < len(grouped["test"]) <= 500 and 0 < len(grouped["dev"]) <= 500
+    assert grouped["train"] == [p for p in pairs if p in set(grouped["train"])]  # corpus order
 
 
 def test_sentence_entry_example(entries: list[tuple[str, str]], pairs: list[Pair]) -> None:

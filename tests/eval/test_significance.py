@@ -212,3 +212,21 @@ def test_text_tests_score_all_references() -> None:
     assert found["bleu"]["systems"]["a"]["score"] == BLEU().corpus_score(hyp_a, streams).score
     single = paired_text_tests([("a", hyp_a), ("b", hyp_b)], refs, "en", settings)
     assert found["bleu"]["systems"]["a"]["score"] > single["bleu"]["systems"]["a"]["score"]
+
+
+@pytest.mark.parametrize("target", ["en", "zh"])
+def test_tests_use_the_metrics_that_scores_json_records(target: str) -> None:
+    """Each field of a scores.json signature (eval.scoring) is in the signature of the
+    significance test on the same direction: one definition of the metrics serves both."""
+    from eval.scoring import score_direction
+
+    refs = ["the old dog sleeps", "a small cat runs near the river", "where is the green tree"]
+    hyps = ["the dog sleeps", "a cat runs near the river", "where is the tree"]
+    scored = score_direction(hyps, refs, target)
+    tested = paired_text_tests(
+        [("base", hyps), ("other", refs)], refs, target, PairedSettings("bs", 10, 1)
+    )
+    for metric in ("bleu", "chrf"):
+        fields = scored["signatures"][metric].split("|")
+        assert set(fields) <= set(tested[metric]["signature"].split("|")), metric
+    assert f"tok:{'zh' if target == 'zh' else '13a'}" in scored["signatures"]["bleu"]
