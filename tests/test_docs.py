@@ -24,16 +24,44 @@ def yaml_blocks() -> list[tuple[str, str]]:
     return found
 
 
+ALTERNATIVE = re.compile(r"^(\s*)# or: (.*)$")
+
+
+def variants(block: str) -> list[str]:
+    """The block as written, and with each `# or: ...` alternative put in place of the
+    line above it, as a user who takes the alternative writes it."""
+    lines = block.splitlines()
+    found = [block]
+    for i, line in enumerate(lines):
+        if (match := ALTERNATIVE.match(line)) and i > 0:
+            key = lines[i - 1].split(":", 1)[0]
+            changed = [*lines[: i - 1], f"{key}: {match.group(2)}", *lines[i + 1 :]]
+            found.append("\n".join(changed))
+    return found
+
+
 def test_every_yaml_snippet_in_the_docs_parses() -> None:
     blocks = yaml_blocks()
     assert blocks, "no ```yaml block found in the docs"
     problems = []
     for where, block in blocks:
-        try:
-            yaml.safe_load(block)
-        except yaml.YAMLError as err:
-            problems.append(f"{where}: {err}")
+        for text in variants(block):
+            try:
+                yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                problems.append(f"{where}: {err}")
     assert not problems, "\n".join(problems)
+
+
+def test_a_commented_alternative_is_parsed_in_place() -> None:
+    block = "corpora:\n  kha-en: {format: files}\n  # or: {path: data/kha-{split}.tsv}\n"
+    broken = variants(block)[1]
+    assert broken.splitlines()[1] == "  kha-en: {path: data/kha-{split}.tsv}"
+    try:
+        yaml.safe_load(broken)
+    except yaml.YAMLError:
+        return
+    raise AssertionError("an unquoted {split} in a flow mapping should not parse")
 
 
 def test_reliability_page_is_generated_from_its_source() -> None:
