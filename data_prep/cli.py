@@ -89,7 +89,7 @@ def _clean(args: argparse.Namespace) -> None:
 def _align(args: argparse.Namespace) -> None:
     check_output_file(args.out)
     src, tgt = read_lines(args.src), read_lines(args.tgt)
-    config = AlignConfig(aligner=args.aligner, symmetrization=args.symmetrization)
+    config = AlignConfig(aligner=args.aligner)
     alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align")
     links = alignment.symmetrized(src, tgt, args.symmetrization)
     write_lines(args.out, (format_pharaoh(line) for line in links))
