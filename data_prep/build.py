@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from tqdm import tqdm
 
@@ -203,6 +204,7 @@ def _build_into(recipe: Recipe, work: Path, cache_dir: Path, progress: bool) -> 
             )
         for corpus in corpora:
             timings.phases.update(corpus.seconds)
+            timings.per_pair[corpus.name] = corpus.seconds
         stage_entries = []
         for index, kinds in enumerate(recipe.stages()):
             name = stage_name(index, kinds)
@@ -253,6 +255,7 @@ class Timings:
 
     phases: Counter[str] = field(default_factory=Counter)
     steps: dict[str, float] = field(default_factory=dict)
+    per_pair: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def step(self, name: str) -> Any:
         timings = self
@@ -273,6 +276,7 @@ class Timings:
             "train_pairs": pairs,
             "phases": {p: round(self.phases[p], 3) for p in (*PHASES, *STAGE_PHASES)},
             "steps": self.steps,
+            "per_pair": self.per_pair,
             "pairs_per_second": round(pairs / wall, 1) if wall else None,
         }
 
@@ -321,6 +325,9 @@ def _count(samples: list[Sample]) -> Counter[str]:
     return Counter(f"{s.kind}:{s.src}-{s.tgt}" for s in samples)
 
 
+_EMPTY = Encoded(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
 def run_chunk(job: ChunkJob) -> ChunkResult:
     """In a worker: one chunk's samples, tokenised (the samples depend only on the line,
     not on the chunk: each line has its own seeded RNG)."""
@@ -337,7 +344,7 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
         result.rows = [_align_row(sample) for sample in samples]
     else:
         batch = [(s.prompt, s.answer) for s in samples]
-        result.encoded = encode_batch(_WORKER_TOKENIZER, batch, job.max_len)
+        result.encoded = encode_batch(_WORKER_TOKENIZER, batch, job.max_len) if batch else _EMPTY
     result.seconds = {"instructions": built - started, "encode": time.perf_counter() - built}
     return result
 
