@@ -7,11 +7,11 @@ Works from a fresh clone, offline once the FreeDict .deb is cached (it is fetche
 
 1. Corpus, in OPUS-100's layout (ROOT/v1.0/supervised/{xx}-en/opus.{xx}-en-{split}.{xx,en}),
    one per size: `--pairs` language pairs of `--base` x size training lines each, plus a
-   500-line dev split, generated from FreeDict de-en. Each line joins one or two FreeDict
-   sentence pairs drawn at random (in the same order on both sides), so lines are distinct
-   (deduplication keeps them) and the aligner sees real co-occurrences; the German side of
-   pair k is enciphered with a letter permutation of its own (pair 0 unchanged), so every
-   pair has a vocabulary of its own and no pair's alignment is another's.
+   dev split (`--dev-lines`, 500), generated from FreeDict de-en. Each line joins one or
+   two FreeDict sentence pairs drawn at random (in the same order on both sides), so lines
+   are distinct (deduplication keeps them) and the aligner sees real co-occurrences; the
+   German side of pair k is enciphered with a letter permutation of its own (pair 0
+   unchanged), so every pair has a vocabulary of its own.
 2. For each size: `python -m data_prep build opus100-supervised corpus.path=ROOT
    pairs=[..] tokenizer=TOK curriculum=MT+Align->MT workers=W --cache EMPTY` (alignment
    cache cold; OMP_NUM_THREADS=1, so eflomal uses one core per pair and pairs run in
@@ -47,6 +47,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu_load import LoadMeter  # noqa: E402
 from data_prep.aligned import PHASES  # noqa: E402
 from data_prep.build import STAGE_PHASES  # noqa: E402
 
@@ -95,7 +96,9 @@ def write_pair(
                 tgt.write(" ".join(t for _, t in chosen) + "\n")
 
 
-def make_corpus(freedict: Path, out: Path, pairs: int, lines: int) -> list[str]:
+def make_corpus(
+    freedict: Path, out: Path, pairs: int, lines: int, dev_lines: int = DEV_LINES
+) -> list[str]:
     sentences = []
     for split in ("train", "dev", "test"):
         de = (freedict / f"{split}.de").read_text(encoding="utf-8").splitlines()
@@ -103,7 +106,7 @@ def make_corpus(freedict: Path, out: Path, pairs: int, lines: int) -> list[str]:
         sentences += list(zip(de, en, strict=True))
     codes = list(CODES[:pairs])
     for index, code in enumerate(codes):
-        write_pair(sentences, out, code, index, {"train": lines, "dev": DEV_LINES})
+        write_pair(sentences, out, code, index, {"train": lines, "dev": dev_lines})
     return codes
 
 
@@ -149,17 +152,21 @@ class MemorySampler:
         return {key: value / 2**20 for key, value in self.peak.items()}
 
 
-def run_build(root: Path, codes: list[str], tokenizer: str, out: Path, workers: int) -> dict:
+def run_build(
+    root: Path, codes: list[str], tokenizer: str, out: Path, workers: int, aligner: str
+) -> dict:
     """One cold-cache build; its wall time, CPU seconds, peak memory and manifest timings."""
     pairs = "[" + ", ".join(f"{code}-en" for code in codes) + "]"
     command = [
         sys.executable, "-m", "data_prep", "build", "opus100-supervised",
         f"corpus.path={root}", f"pairs={pairs}", f"tokenizer={tokenizer}",
         "curriculum=MT+Align->MT", f"workers={workers}", "max_seq_len=256",
+        f"align.aligner={aligner}",
         "--cache", str(out / "cache"), "--out", str(out / "shards"),
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    meter = LoadMeter.start()
     started = time.perf_counter()
     proc = psutil.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -167,6 +174,7 @@ def run_build(root: Path, codes: list[str], tokenizer: str, out: Path, workers: 
     sampler = MemorySampler(proc)
     _, stderr = proc.communicate()
     wall = time.perf_counter() - started
+    others = meter.stop()[1]
     peak = sampler.stop()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
@@ -179,6 +187,7 @@ def run_build(root: Path, codes: list[str], tokenizer: str, out: Path, workers: 
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "cores_busy": round(cpu / wall, 2),
+        "other_processes_cpu_share": round(others, 2),
         "peak_rss_mib": {k: round(v, 1) for k, v in peak.items()},
         "phases_s": timings["phases"],
         "steps_s": timings["steps"],
@@ -201,7 +210,10 @@ def estimate(results: list[dict], cores: int) -> float:
     lines_large = large["train_pairs"] / n_pairs
     a_small = sum(small["per_pair_align_s"]) / n_pairs
     a_large = sum(large["per_pair_align_s"]) / n_pairs
-    exponent = math.log(a_large / a_small) / math.log(lines_large / lines_small)
+    # eflomal runs about 5000 / sqrt(lines) iterations: its time grows at least as
+    # sqrt(lines); a noisy measurement is held within [0.5, 1].
+    measured = math.log(a_large / a_small) / math.log(lines_large / lines_small)
+    exponent = min(1.0, max(0.5, measured))
     align_one = a_large * (OPUS100_LINES / lines_large) ** exponent
     waves = math.ceil(OPUS100_PAIRS / cores)
     total_lines = OPUS100_PAIRS * OPUS100_LINES
@@ -257,12 +269,27 @@ def report(results: list[dict], sizes: list[int]) -> dict[str, Any]:
     return summary
 
 
+def _save(out: Path, args: argparse.Namespace, results: list[dict], summary: dict) -> None:
+    """scale.json, rewritten after every size (a long run keeps what it measured)."""
+    record = {
+        "command": " ".join(sys.argv),
+        "cpu_count": os.cpu_count(),
+        "phases": [*PHASES, *STAGE_PHASES],
+        "sizes": args.sizes[: len(results)],
+        "results": results,
+        "summary": summary,
+    }
+    (out / "scale.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=4, help=f"language pairs (<= {len(CODES)})")
     parser.add_argument("--base", type=int, default=2000, help="train lines per pair at 1x")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--aligner", default="eflomal", choices=["eflomal", "fast_align"])
+    parser.add_argument("--dev-lines", type=int, default=DEV_LINES, help="dev lines per pair")
     parser.add_argument("--corpus", help="a FreeDict split folder (default: build from the .deb)")
     parser.add_argument("--tokenizer", help="HF tokenizer folder (default: train one locally)")
     parser.add_argument("--out", help="keep corpora, shards and scale.json here")
@@ -281,24 +308,18 @@ def main() -> None:
         results = []
         for size in args.sizes:
             root = out / f"x{size}"
-            codes = make_corpus(freedict, root / "corpus", args.pairs, args.base * size)
-            result = run_build(root / "corpus", codes, tokenizer, root, args.workers)
+            codes = make_corpus(
+                freedict, root / "corpus", args.pairs, args.base * size, args.dev_lines
+            )
+            result = run_build(root / "corpus", codes, tokenizer, root, args.workers, args.aligner)
             manifest = json.loads((root / "shards" / "manifest.json").read_text())
             result["per_pair_align_s"] = [
                 manifest["timings"]["per_pair"][f"{code}-en"]["align"] for code in codes
             ]
             results.append(result)
             print(f"{size}x done: {json.dumps(result)}", flush=True)
-        summary = report(results, args.sizes)
-        record = {
-            "command": " ".join(sys.argv),
-            "cpu_count": os.cpu_count(),
-            "phases": [*PHASES, *STAGE_PHASES],
-            "sizes": args.sizes,
-            "results": results,
-            "summary": summary,
-        }
-        (out / "scale.json").write_text(json.dumps(record, indent=2) + "\n")
+            _save(out, args, results, {})
+        _save(out, args, results, report(results, args.sizes[: len(results)]))
         print(f"written: {out / 'scale.json'}")
 
 
