@@ -318,7 +318,9 @@ def read_chunk(
         if chunk.links_offset is not None
         else no_links
     )
-    attached = _stats(corpus.stats_path(stats)) if stats else {}
+    # Statistics exist where links do (a pair aligned for some stage).
+    linked = chunk.links_offset is not None
+    attached = _stats(corpus.stats_path(stats)) if stats and linked else {}
     for k, ((src, tgt, sw, tw), links) in enumerate(zip(rows, link_rows, strict=True)):
         line = line_base + chunk.first + k + 1
         yield AlignedPair(line, corpus.src, corpus.tgt, src, tgt, sw, tw, links, attached)
