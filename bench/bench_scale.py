@@ -196,28 +196,36 @@ def run_build(
     }
 
 
-def estimate(results: list[dict], cores: int) -> float:
-    """Seconds for OPUS100_PAIRS pairs of OPUS100_LINES lines on `cores` cores.
+def cpu_factor(result: dict) -> float:
+    """CPU seconds of the whole build per second of its phases. Phase seconds are
+    measured in each process by the clock, so when other processes take the CPUs they
+    stretch; scaling them by this factor turns them into CPU seconds (every process of
+    the build, eflomal included, is slowed alike by the same neighbours)."""
+    return result["cpu_s"] / max(sum(result["phases_s"].values()), 1e-9)
 
-    eflomal's seconds per pair are extrapolated with the power law fitted between the
-    smallest and largest size (it runs fewer iterations on larger corpora, so it grows
-    slower than linearly); the other phases with their busy seconds per line at the
-    largest size (linear). Pairs align in parallel, one core each; everything else is
-    spread over all cores, except writing the shards (one process)."""
+
+def estimate(results: list[dict], cores: int) -> float:
+    """Seconds for OPUS100_PAIRS pairs of OPUS100_LINES lines on `cores` idle cores.
+
+    From CPU seconds (`cpu_factor`): eflomal's per pair, extrapolated with the power law
+    fitted between the smallest and largest size (it runs about 5000 / sqrt(lines)
+    iterations, so it grows as sqrt(lines); a noisy fit is held within [0.5, 1]); the
+    other phases' per line at the largest size (linear). Pairs align in parallel, one
+    core each; everything else is spread over all cores, except writing the shards (one
+    process)."""
     small, large = results[0], results[-1]
     n_pairs = len(large["per_pair_align_s"])
     lines_small = small["train_pairs"] / n_pairs
     lines_large = large["train_pairs"] / n_pairs
-    a_small = sum(small["per_pair_align_s"]) / n_pairs
-    a_large = sum(large["per_pair_align_s"]) / n_pairs
-    # eflomal runs about 5000 / sqrt(lines) iterations: its time grows at least as
-    # sqrt(lines); a noisy measurement is held within [0.5, 1].
+    a_small = cpu_factor(small) * sum(small["per_pair_align_s"]) / n_pairs
+    a_large = cpu_factor(large) * sum(large["per_pair_align_s"]) / n_pairs
     measured = math.log(a_large / a_small) / math.log(lines_large / lines_small)
     exponent = min(1.0, max(0.5, measured))
     align_one = a_large * (OPUS100_LINES / lines_large) ** exponent
     waves = math.ceil(OPUS100_PAIRS / cores)
     total_lines = OPUS100_PAIRS * OPUS100_LINES
-    per_line = {p: large["phases_s"][p] / large["train_pairs"] for p in large["phases_s"]}
+    factor = cpu_factor(large) / large["train_pairs"]
+    per_line = {p: seconds * factor for p, seconds in large["phases_s"].items()}
     parallel = sum(per_line[p] for p in per_line if p not in ("align", "write"))
     return waves * align_one + total_lines * (parallel / cores + per_line["write"])
 
@@ -248,6 +256,11 @@ def report(results: list[dict], sizes: list[int]) -> dict[str, Any]:
     for r in results:
         others = sum(v for k, v in r["phases_s"].items() if k != "align")
         r["others_vs_align"] = round(others / max(r["phases_s"]["align"], 1e-9), 3)
+        r["cpu_per_pair_ms"] = round(1000 * r["cpu_s"] / r["train_pairs"], 2)
+    print(
+        "CPU ms per pair (whole build, eflomal included): "
+        + ", ".join(f"{s}x {r['cpu_per_pair_ms']}" for s, r in zip(sizes, results, strict=True))
+    )
     print(
         f"{scale:.0f}x corpus: wall time per pair x{summary['wall_per_pair_ratio']} "
         f"(target <= 1: linear or better), build peak memory "
@@ -293,7 +306,12 @@ def main() -> None:
     parser.add_argument("--corpus", help="a FreeDict split folder (default: build from the .deb)")
     parser.add_argument("--tokenizer", help="HF tokenizer folder (default: train one locally)")
     parser.add_argument("--out", help="keep corpora, shards and scale.json here")
+    parser.add_argument("--report", help="only print the report of this scale.json")
     args = parser.parse_args()
+    if args.report:
+        record = json.loads(Path(args.report).read_text())
+        report(record["results"], record["sizes"])
+        return
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         out = Path(args.out or tmp)
         out.mkdir(parents=True, exist_ok=True)
