@@ -20,7 +20,7 @@ from typing import Literal
 
 from core.resources import resolve
 from core.typed_config import load_config
-from data_prep.align import AlignConfig, Symmetrization
+from data_prep.align import AlignConfig
 from data_prep.cleaning import CleanConfig
 from data_prep.contract.languages import OPUS100_LANGUAGES
 from data_prep.contract.readers import CorpusSpec
@@ -63,14 +63,13 @@ def stage_name(index: int, kinds: list[str]) -> str:
 class AlignInstructConfig:
     """Discriminative AlignInstruct.
 
-    Positives are 1-to-1 links between content words in the `links` set whose
-    corpus-wide consistency min(P(y|x), P(x|y)) is at least `min_consistency` (0
+    Positives are 1-to-1 links between content words in the link set `align.links.align`
+    names, whose corpus-wide consistency min(P(y|x), P(x|y)) is at least `min_consistency` (0
     turns the filter off). The default 0.1 is the project's choice: it raises the
     positives' lexicon precision on FreeDict (bench/RESULTS.md, docs/method.md).
     """
 
     positive_share: float = 0.5
-    links: Symmetrization = "intersection"
     min_consistency: float = 0.1
 
     def problems(self, key: str) -> list[str]:
@@ -89,7 +88,6 @@ def _consistency_problems(value: float, key: str) -> list[str]:
 @dataclass(frozen=True)
 class HintInstructConfig:
     max_hints: int = 3
-    links: Symmetrization = "intersection"
     min_consistency: float = 0.1
 
     def problems(self, key: str) -> list[str]:
@@ -99,7 +97,6 @@ class HintInstructConfig:
 
 @dataclass(frozen=True)
 class ReviseInstructConfig:
-    links: Symmetrization = "intersection"
     min_consistency: float = 0.1
     # Wrong words are drawn from content words of recent sentences of the same language.
     pool_size: int = 2000
