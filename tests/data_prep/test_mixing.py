@@ -142,6 +142,7 @@ def test_build_mixes_pairs_and_flags_a_pair_that_lost_many_lines(
             assert stage["by_direction"][f"mt:{tgt}-{src}"] == n
 
 
+@pytest.mark.integration  # eflomal runs in a process of its own; two worker processes
 def test_mixed_stage_is_the_same_in_chunks_and_workers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
