@@ -45,8 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.cpu_load import LoadMeter  # noqa: E402
-from data_prep.build import PairData, aligned_pairs  # noqa: E402
-from data_prep.cleaning import CleanReport  # noqa: E402
+from data_prep.aligned import PairPlan, prepare_pair, read_split  # noqa: E402
 from data_prep.contract.shards import indexed_dataset_module, token_dtype  # noqa: E402
 from data_prep.contract.templates import DEFAULT_TEMPLATES  # noqa: E402
 from data_prep.contract.tokenizer import load_tokenizer  # noqa: E402
@@ -66,14 +65,15 @@ def corpus_dir(cache: Path) -> Path:
     return out
 
 
-def make_samples(corpus: Path, cache: Path) -> list[tuple[str, str]]:
-    """MT (both directions) + AlignInstruct samples of the train split."""
-    from data_prep.align import AlignConfig, align
+def make_samples(corpus: Path, cache: Path, scratch: Path) -> list[tuple[str, str]]:
+    """MT (both directions) + AlignInstruct samples of the (cleaned) train split."""
+    from data_prep.recipe import load_recipe
 
-    src = (corpus / "train.de").read_text(encoding="utf-8").splitlines()
-    tgt = (corpus / "train.en").read_text(encoding="utf-8").splitlines()
-    pair = PairData("de", "en", corpus / "train.de", corpus / "train.en", CleanReport())
-    pair.alignment = align(src, tgt, AlignConfig(), cache / "align")
+    recipe = load_recipe("freedict", [f"corpus.path={corpus}/", "tokenizer=unused"])
+    plan = PairPlan(
+        "de", "en", recipe, scratch / "aligned", cache / "align", ("intersection", "union")
+    )
+    pair = prepare_pair(plan)
     settings = BuildSettings(
         DEFAULT_TEMPLATES,
         {"de": "German", "en": "English"},
@@ -86,11 +86,7 @@ def make_samples(corpus: Path, cache: Path) -> list[tuple[str, str]]:
         "bench",
     )
     builder = InstructionBuilder(settings, ["mt", "align"])
-    return [
-        (s.prompt, s.answer)
-        for p in aligned_pairs(pair, {"union", "intersection"})
-        for s in builder.samples(p)
-    ]
+    return [(s.prompt, s.answer) for p in read_split(pair, "train") for s in builder.samples(p)]
 
 
 _WORKER_TOKENIZER: Any = None
@@ -255,7 +251,7 @@ def main() -> None:
             tokenizer = str(
                 train_tokenizer([corpus / "train.de", corpus / "train.en"], scratch / "tok")
             )
-        samples = make_samples(corpus, cache) * args.copies
+        samples = make_samples(corpus, cache, scratch) * args.copies
         print(f"input: {len(samples)} samples (MT both ways + AlignInstruct, x{args.copies})")
         throughput(samples, tokenizer, scratch, args.workers, args.rounds)
         memory(corpus, tokenizer, scratch, cache)

@@ -1,84 +1,81 @@
-"""The data-prep pipeline: corpora -> cleaned -> aligned -> instructions -> shards.
+"""The data-prep pipeline: corpora -> aligned corpus -> instructions -> shards.
 
 `build(recipe, out_dir)` writes, inside a temporary folder that is renamed onto
 `out_dir` only when everything succeeded:
 
     corpus/{src}-{tgt}.{src|tgt}       cleaned, line-aligned text
-    alignments/{src}-{tgt}.{method}    symmetrised Pharaoh links (when a stage needs them)
+    alignments/{src}-{tgt}.{set}       the link sets the samples read (Pharaoh), when a
+                                       stage needs links: `align.links`' sets, and the
+                                       union when AlignInstruct draws negatives
     stage1-mt+align/shard-*.{bin,idx}  token and loss-mask shards, one folder per stage
     dev/shard-*.{bin,idx}, dev/corpus/ MTInstruct samples of the dev split (when there is one)
-    dev/align.jsonl                    held-out AlignInstruct samples (when a stage uses Align)
-    recipe.yaml, manifest.json         the resolved recipe; counts, identities, sha256s
+    dev/align.jsonl, dev/alignments/   held-out AlignInstruct samples (when a stage uses Align)
+    recipe.yaml, manifest.json         the resolved recipe; counts, identities, sha256s,
+                                       and the seconds each phase took (`timings`)
+
+Each pair is read, cleaned, word-tokenised, aligned (train and dev lines in one aligner
+run) and symmetrised once (`data_prep.aligned`), pairs in parallel in `workers`
+processes. Each stage then cuts the aligned corpora into chunks that the same worker
+processes turn into samples and token ids; this process writes them in order, with at
+most `2 * workers` chunks in flight, so memory stays flat however large the corpus is.
+A stage with ReviseInstruct builds its samples in this process instead (its wrong-word
+pool carries from line to line), and the workers only tokenise.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import json
 import logging
+import multiprocessing as mp
 import os
-import tempfile
+import shutil
 import time
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from tqdm import tqdm
 
 from core.fileio import sha256_file, write_json, write_lines
 from core.typed_config import to_dict
 from data_prep import mixing, output
-from data_prep.align import Alignment, align, format_pharaoh, parse_pharaoh, symmetrize
-from data_prep.cleaning import CleanReport, clean
+from data_prep.align import LINKED_TYPES, NEGATIVE_LINKS
+from data_prep.aligned import (
+    PHASES,
+    SCRATCH,
+    AlignedCorpus,
+    BuildError,
+    Chunk,
+    CorpusRef,
+    PairPlan,
+    prepare_pair,
+    read_chunk,
+)
 from data_prep.contract.languages import language_name
-from data_prep.contract.readers import corpus_files, read_pairs
+from data_prep.contract.readers import corpus_files
 from data_prep.contract.shards import token_dtype
 from data_prep.contract.templates import load_templates
 from data_prep.contract.tokenizer import load_tokenizer, tokenizer_identity
-from data_prep.instructions import (
-    AlignedPair,
-    BuildSettings,
-    InstructionBuilder,
-    LinkStats,
-    Sample,
-    collect_stats,
-)
-from data_prep.recipe import UNALIGNED_TYPES, Recipe, stage_name
-from data_prep.shards import ShardWriter, encode_stream
-from data_prep.wordtok import WORDTOK_VERSION, segmentation, words
+from data_prep.instructions import BuildSettings, InstructionBuilder, Sample
+from data_prep.recipe import Recipe, stage_name
+from data_prep.shards import Encoded, ShardWriter, encode_batch
+from data_prep.wordtok import WORDTOK_VERSION, segmentation
+
+__all__ = ["BuildError", "build", "default_cache_dir", "dev_available", "missing_inputs"]
 
 log = logging.getLogger(__name__)
 MANIFEST_VERSION = 1
 BATCH_SIZE = 256
-
-
-class BuildError(RuntimeError):
-    pass
+STAGE_PHASES: tuple[str, ...] = ("instructions", "encode", "write")
 
 
 def default_cache_dir() -> Path:
     root = os.environ.get("ALIGNINSTRUCT_CACHE") or Path.home() / ".cache" / "aligninstruct"
     return Path(root)
-
-
-@dataclass
-class PairData:
-    src: str
-    tgt: str
-    src_file: Path
-    tgt_file: Path
-    report: CleanReport
-    alignment: Alignment | None = None
-    stats: dict[str, LinkStats] = field(default_factory=dict)
-
-    def ensure_stats(self, link_sets: set[str]) -> None:
-        """Corpus-wide link statistics (one extra pass) for the consistency filter."""
-        for link_set in sorted(link_sets - set(self.stats)):
-            self.stats[link_set] = collect_stats(aligned_pairs(self, {link_set}), link_set)
 
 
 def build(
@@ -109,6 +106,85 @@ def missing_inputs(recipe: Recipe) -> list[str]:
     return missing
 
 
+def link_plan(recipe: Recipe) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(every link set some stage reads, those whose corpus statistics samples read).
+
+    The one place that maps instruction types to link sets: `align.links` names the set
+    of each type's true statements; AlignInstruct's negatives read the union."""
+    kinds = {kind for stage in recipe.stages() for kind in stage if kind in LINKED_TYPES}
+    configs = {"align": recipe.align_instruct, "hint": recipe.hint_instruct}
+    configs["revise"] = recipe.revise_instruct
+    needed = {recipe.align.link_set(kind) for kind in kinds}
+    needed |= {NEGATIVE_LINKS} if "align" in kinds else set()
+    stats = {recipe.align.link_set(k) for k in kinds if configs[k].min_consistency > 0}
+    return tuple(sorted(needed)), tuple(sorted(stats))
+
+
+def pair_plans(recipe: Recipe, work: Path, align_cache: Path) -> list[PairPlan]:
+    """What each pair's aligned corpus holds: the dev split is read when it is built,
+    and aligned with the train lines when held-out AlignInstruct samples are built."""
+    link_sets, stats_sets = link_plan(recipe)
+    dev_links = bool(link_sets) and any("align" in kinds for kinds in recipe.stages())
+    return [
+        PairPlan(
+            src,
+            tgt,
+            recipe,
+            work,
+            align_cache,
+            link_sets,
+            stats_sets,
+            dev=recipe.dev and dev_available(recipe, src, tgt),
+            dev_links=dev_links,
+        )
+        for src, tgt in recipe.language_pairs()
+    ]
+
+
+_WORKER_TOKENIZER: Any = None
+
+
+def _init_worker(path: str) -> None:
+    global _WORKER_TOKENIZER
+    # One process per core already: the Rust tokenizer must not start threads of its own.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _WORKER_TOKENIZER = load_tokenizer(path)
+
+
+class Runner:
+    """`workers` processes (each with the tokenizer) that map jobs in order, at most
+    `2 * workers` in flight; with one worker, jobs run in this process."""
+
+    def __init__(self, workers: int, tokenizer_path: str) -> None:
+        self.workers = workers
+        self._pool: Any = None
+        if workers <= 1:
+            _init_worker(tokenizer_path)
+            return
+        # fork: workers start in milliseconds instead of re-importing transformers; the
+        # parent has not run the Rust tokenizer's thread pool yet, so forking is safe.
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        context = mp.get_context(method)
+        self._pool = context.Pool(workers, initializer=_init_worker, initargs=(tokenizer_path,))
+
+    def ordered(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[Any]:
+        if self._pool is None:
+            yield from map(function, jobs)
+            return
+        pending: deque = deque()
+        for job in jobs:
+            pending.append(self._pool.apply_async(function, (job,)))
+            if len(pending) >= 2 * self.workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+
+
 def _build_into(recipe: Recipe, work: Path, cache_dir: Path, progress: bool) -> dict[str, Any]:
     started = time.time()
     templates = load_templates(recipe.templates)
@@ -119,20 +195,38 @@ def _build_into(recipe: Recipe, work: Path, cache_dir: Path, progress: bool) -> 
         for p in recipe.pairs
         for code in p.split("-")
     }
-    stages = recipe.stages()
-    needs_links = any(kind not in UNALIGNED_TYPES for kinds in stages for kind in kinds)
-    pairs = [_prepare_pair(recipe, src, tgt, work) for src, tgt in recipe.language_pairs()]
-    if needs_links:
-        for pair in pairs:
-            _align_pair(recipe, pair, work, cache_dir / "align")
-    stage_entries = []
-    for index, kinds in enumerate(stages):
-        name = stage_name(index, kinds)
-        settings = _settings(recipe, templates, names, name)
-        stage_entries.append(
-            _build_stage(recipe, settings, kinds, pairs, work / name, identity, progress)
-        )
-    dev = _build_dev(recipe, work, pairs, (templates, names, identity), cache_dir, progress)
+    timings = Timings()
+    runner = Runner(recipe.workers, recipe.tokenizer)
+    try:
+        with timings.step("prepare"):
+            corpora = list(
+                runner.ordered(prepare_pair, pair_plans(recipe, work, cache_dir / "align"))
+            )
+        for corpus in corpora:
+            timings.phases.update(corpus.seconds)
+            timings.per_pair[corpus.name] = corpus.seconds
+            # Logged here, not in the worker that cleaned the pair: this is the build's log.
+            for report in (corpus.report, corpus.dev_report):
+                if report is not None and report.warning:
+                    log.warning(report.warning)
+        stage_entries = []
+        for index, kinds in enumerate(recipe.stages()):
+            name = stage_name(index, kinds)
+            settings = _settings(recipe, templates, names, name)
+            with timings.step(name):
+                stage_entries.append(
+                    _build_stage(
+                        runner, recipe, settings, kinds, corpora, work / name, identity,
+                        timings, progress,
+                    )
+                )  # fmt: skip
+        with timings.step("dev"):
+            dev = _build_dev(
+                runner, recipe, work, corpora, (templates, names, identity), timings, progress
+            )
+    finally:
+        runner.close()
+    shutil.rmtree(work / SCRATCH, ignore_errors=True)
     write_lines(work / "recipe.yaml", yaml.safe_dump(to_dict(recipe), sort_keys=False).splitlines())
     manifest = {
         "manifest_version": MANIFEST_VERSION,
@@ -145,52 +239,51 @@ def _build_into(recipe: Recipe, work: Path, cache_dir: Path, progress: bool) -> 
         "tokenizer": identity,
         "max_seq_len": recipe.max_seq_len,
         "token_dtype": token_dtype(identity["vocab_size"]).__name__,
-        "corpora": {f"{p.src}-{p.tgt}": _corpus_entry(p, work) for p in pairs},
+        "links": {kind: recipe.align.link_set(kind) for kind in LINKED_TYPES}
+        | {"align_negatives": NEGATIVE_LINKS},
+        "corpora": {c.name: _corpus_entry(c, work) for c in corpora},
         "stages": stage_entries,
         "build_seconds": round(time.time() - started, 2),
+        "timings": timings.as_dict(recipe.workers, sum(c.report.kept for c in corpora)),
     }
     if dev is not None:
         manifest["dev"] = dev
+    log.info("timings: %s", json.dumps(manifest["timings"]))
     write_json(work / "manifest.json", manifest)
     return manifest
 
 
-def _prepare_pair(recipe: Recipe, src: str, tgt: str, work: Path) -> PairData:
-    """Read and clean one language pair into corpus/{src}-{tgt}.{lang}."""
-    report = CleanReport()
-    kept = clean(
-        read_pairs(recipe.corpus_for(src, tgt), src, tgt, recipe.split),
-        recipe.clean,
-        report,
-        (src, tgt),
-    )
-    src_file = work / "corpus" / f"{src}-{tgt}.{src}"
-    tgt_file = work / "corpus" / f"{src}-{tgt}.{tgt}"
-    src_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(src_file, "w", encoding="utf-8") as s, open(tgt_file, "w", encoding="utf-8") as t:
-        for src_line, tgt_line in itertools.islice(kept, recipe.max_pairs):
-            s.write(src_line + "\n")
-            t.write(tgt_line + "\n")
-    log.info("%s-%s: %s", src, tgt, report.as_dict())
-    if warning := report.check_loss(f"{src}-{tgt}", recipe.clean.warn_drop_share):
-        log.warning(warning)
-    if report.kept == 0:
-        raise BuildError(f"{src}-{tgt}: no sentence pair survived cleaning ({report.as_dict()})")
-    return PairData(src, tgt, src_file, tgt_file, report)
+@dataclass
+class Timings:
+    """Busy seconds per phase (summed over the processes that ran it) and wall seconds
+    per step of the build."""
 
+    phases: Counter[str] = field(default_factory=Counter)
+    steps: dict[str, float] = field(default_factory=dict)
+    per_pair: dict[str, dict[str, float]] = field(default_factory=dict)
 
-def _read_lines(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as handle:
-        return [line.rstrip("\n") for line in handle]
+    def step(self, name: str) -> Any:
+        timings = self
 
+        class _Step:
+            def __enter__(self) -> None:
+                self.started = time.perf_counter()
 
-def _align_pair(recipe: Recipe, pair: PairData, work: Path, cache: Path) -> None:
-    src, tgt = _read_lines(pair.src_file), _read_lines(pair.tgt_file)
-    langs = (pair.src, pair.tgt)
-    pair.alignment = align(src, tgt, recipe.align, cache, langs)
-    links = pair.alignment.symmetrized(src, tgt, recipe.align.symmetrization, langs)
-    target = work / "alignments" / f"{pair.src}-{pair.tgt}.{recipe.align.symmetrization}"
-    write_lines(target, (format_pharaoh(line) for line in links))
+            def __exit__(self, *exc: object) -> None:
+                timings.steps[name] = round(time.perf_counter() - self.started, 3)
+
+        return _Step()
+
+    def as_dict(self, workers: int, pairs: int) -> dict[str, Any]:
+        wall = sum(self.steps.values())
+        return {
+            "workers": workers,
+            "train_pairs": pairs,
+            "phases": {p: round(self.phases[p], 3) for p in (*PHASES, *STAGE_PHASES)},
+            "steps": self.steps,
+            "per_pair": self.per_pair,
+            "pairs_per_second": round(pairs / wall, 1) if wall else None,
+        }
 
 
 def _settings(recipe: Recipe, templates: Any, names: dict[str, str], stage: str) -> BuildSettings:
@@ -204,98 +297,187 @@ def _settings(recipe: Recipe, templates: Any, names: dict[str, str], stage: str)
         both_directions=recipe.directions == "both",
         seed=recipe.seed,
         stage=stage,
+        links={kind: recipe.align.link_set(kind) for kind in LINKED_TYPES},
     )
 
 
-def _positive_configs(recipe: Recipe, kinds: list[str]) -> list[Any]:
-    configs = {"align": recipe.align_instruct, "hint": recipe.hint_instruct}
-    configs["revise"] = recipe.revise_instruct
-    return [configs[kind] for kind in kinds if kind in configs]
+@dataclass(frozen=True)
+class ChunkJob:
+    """Build the samples of one chunk of one pair and tokenise them (or, with `rows`,
+    return them as dev/align.jsonl rows)."""
+
+    corpus: CorpusRef
+    chunk: Chunk
+    settings: BuildSettings
+    kinds: tuple[str, ...]
+    max_len: int
+    stats: str | None = None
+    line_base: int = 0
+    rows: bool = False
+    # Pair mixing: how often each line of the chunk is used (None: each once).
+    repeats: tuple[int, ...] | None = None
 
 
-def _link_sets(recipe: Recipe, kinds: list[str]) -> tuple[set[str], set[str]]:
-    """(every link set a stage reads, those that need corpus statistics)."""
-    configs = _positive_configs(recipe, kinds)
-    needed = {c.links for c in configs} | ({"union"} if configs else set())
-    return needed, {c.links for c in configs if c.min_consistency > 0}
+@dataclass
+class ChunkResult:
+    lines: int
+    counts: Counter[str]
+    skipped: Counter[str]
+    seconds: dict[str, float]
+    encoded: Encoded | None = None
+    rows: list[str] | None = None
 
 
-def aligned_pairs(
-    pair: PairData, link_sets: set[str], stats: dict[str, LinkStats] | None = None
-) -> Iterator[AlignedPair]:
-    """Stream the cleaned corpus of a pair with the requested link sets per line."""
-    with contextlib.ExitStack() as stack:
-        s = stack.enter_context(open(pair.src_file, encoding="utf-8"))
-        t = stack.enter_context(open(pair.tgt_file, encoding="utf-8"))
-        fwd_lines = rev_lines = itertools.repeat("")
-        if link_sets:
-            assert pair.alignment is not None, "a stage needs links but the pair was not aligned"
-            fwd_lines = stack.enter_context(open(pair.alignment.fwd_path, encoding="utf-8"))
-            rev_lines = stack.enter_context(open(pair.alignment.rev_path, encoding="utf-8"))
-        rows = zip(s, t, fwd_lines, rev_lines, strict=False)  # repeat("") is endless
-        for line, (src, tgt, fwd, rev) in enumerate(rows, start=1):
-            src, tgt = src.rstrip("\n"), tgt.rstrip("\n")
-            src_words, tgt_words = words(src, pair.src), words(tgt, pair.tgt)
-            fwd_links, rev_links = parse_pharaoh(fwd), parse_pharaoh(rev)
-            n, m = len(src_words), len(tgt_words)
-            links = {name: symmetrize(fwd_links, rev_links, n, m, name) for name in link_sets}
-            yield AlignedPair(
-                line, pair.src, pair.tgt, src, tgt, src_words, tgt_words, links, stats or {}
-            )
+def _count(samples: list[Sample]) -> Counter[str]:
+    return Counter(f"{s.kind}:{s.src}-{s.tgt}" for s in samples)
+
+
+_EMPTY = Encoded(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def run_chunk(job: ChunkJob) -> ChunkResult:
+    """In a worker: one chunk's samples, tokenised (the samples depend only on the line,
+    not on the chunk: each line has its own seeded RNG)."""
+    started = time.perf_counter()
+    builder = InstructionBuilder(job.settings, list(job.kinds))
+    lines = read_chunk(job.corpus, job.chunk, job.stats, job.line_base)
+    samples = [
+        sample
+        for pair, uses in zip(lines, _uses(job.repeats, job.chunk.lines), strict=True)
+        for repeat in range(uses)
+        for sample in builder.samples(pair, repeat)
+    ]
+    built = time.perf_counter()
+    result = ChunkResult(job.chunk.lines, _count(samples), builder.skipped, {})
+    if job.rows:
+        result.rows = [_align_row(sample) for sample in samples]
+    else:
+        batch = [(s.prompt, s.answer) for s in samples]
+        result.encoded = encode_batch(_WORKER_TOKENIZER, batch, job.max_len) if batch else _EMPTY
+    result.seconds = {"instructions": built - started, "encode": time.perf_counter() - built}
+    return result
+
+
+def _encode_job(job: tuple[list[tuple[str, str]], int]) -> ChunkResult:
+    """In a worker: tokenise a batch of samples built in the parent (ReviseInstruct)."""
+    started = time.perf_counter()
+    encoded = encode_batch(_WORKER_TOKENIZER, *job)
+    seconds = {"encode": time.perf_counter() - started}
+    return ChunkResult(0, Counter(), Counter(), seconds, encoded=encoded)
+
+
+def _align_row(sample: Sample) -> str:
+    row = {"src": sample.src, "tgt": sample.tgt, "prompt": sample.prompt}
+    return json.dumps({**row, "answer": sample.answer.strip()}, ensure_ascii=False)
+
+
+def _uses(repeats: Iterable[int] | None, lines: int) -> Iterable[int]:
+    """How often each line is used: `repeats` from pair mixing, or each once."""
+    return [1] * lines if repeats is None else repeats
+
+
+def _chunk_repeats(repeats: list[int] | None, chunk: Chunk) -> tuple[int, ...] | None:
+    """The part of a pair's per-line repeat counts (mixing) that falls in `chunk`."""
+    if repeats is None:
+        return None
+    return tuple(repeats[chunk.first : chunk.first + chunk.lines])
+
+
+def _stage_jobs(
+    corpora: list[AlignedCorpus],
+    split: str,
+    uses: dict[str, list[int] | None],
+    **job: Any,
+) -> Iterator[ChunkJob]:
+    for corpus in corpora:
+        for chunk in corpus.chunks_of(split):
+            repeats = _chunk_repeats(uses[corpus.name], chunk)
+            yield ChunkJob(corpus.ref, chunk, repeats=repeats, **job)
+
+
+def _sequential(
+    corpora: list[AlignedCorpus], settings: BuildSettings, kinds: list[str], max_len: int,
+    uses: dict[str, list[int] | None], skipped: Counter[str], counts: Counter[str],
+    timings: Timings,
+) -> Iterator[tuple[list[tuple[str, str]], int]]:  # fmt: skip
+    """Batches of samples built here with one builder over every line of every pair, in
+    order (ReviseInstruct's pool of wrong words carries from line to line)."""
+    builder = InstructionBuilder(settings, kinds)
+    batch: list[tuple[str, str]] = []
+    started = time.perf_counter()
+    for corpus in corpora:
+        for chunk in corpus.chunks_of("train"):
+            lines = read_chunk(corpus.ref, chunk, "train")
+            repeats = _uses(_chunk_repeats(uses[corpus.name], chunk), chunk.lines)
+            for pair, times in zip(lines, repeats, strict=True):
+                for sample in (s for k in range(times) for s in builder.samples(pair, k)):
+                    counts[f"{sample.kind}:{sample.src}-{sample.tgt}"] += 1
+                    batch.append((sample.prompt, sample.answer))
+                    if len(batch) == BATCH_SIZE:
+                        timings.phases["instructions"] += time.perf_counter() - started
+                        yield batch, max_len
+                        started = time.perf_counter()
+                        batch = []
+    skipped.update(builder.skipped)
+    timings.phases["instructions"] += time.perf_counter() - started
+    if batch:
+        yield batch, max_len
 
 
 def _build_stage(
+    runner: Runner,
     recipe: Recipe,
     settings: BuildSettings,
     kinds: list[str],
-    pairs: list[PairData],
+    corpora: list[AlignedCorpus],
     folder: Path,
     identity: dict[str, Any],
+    timings: Timings,
     progress: bool,
+    split: str = "train",
 ) -> dict[str, Any]:
-    builder = InstructionBuilder(settings, kinds)
     counts: Counter[str] = Counter()
-    bar = tqdm(
-        total=sum(p.report.kept for p in pairs), desc=folder.name, unit="pair", disable=not progress
-    )
+    skipped: Counter[str] = Counter()
+    total = sum(c.lines(split) for c in corpora)
+    bar = tqdm(total=total, desc=folder.name, unit="pair", disable=not progress)
+    # Pair mixing: the repeat counts of every line, drawn here once per stage; each chunk
+    # job carries its slice, so the samples do not depend on how the stage is cut.
     mix = recipe.mixing_for(folder.name)
-    sizes = {f"{p.src}-{p.tgt}": p.report.kept for p in pairs}
+    sizes = {c.name: c.lines(split) for c in corpora}
     mix_entry = mixing.summary(mix, sizes)
     uses = mixing.line_repeats(mix, sizes, recipe.seed, folder.name)
-
-    def samples() -> Iterator[Sample]:
-        link_sets, stats_sets = _link_sets(recipe, kinds)
-        for pair in pairs:
-            pair.ensure_stats(stats_sets)
-            repeats = uses[f"{pair.src}-{pair.tgt}"]
-            for aligned in aligned_pairs(pair, link_sets, pair.stats):
-                for repeat in range(1 if repeats is None else repeats[aligned.line - 1]):
-                    for sample in builder.samples(aligned, repeat):
-                        counts[f"{sample.kind}:{sample.src}-{sample.tgt}"] += 1
-                        yield sample
-                bar.update(1)
-
-    def batches() -> Iterator[list[tuple[str, str]]]:
-        batch: list[tuple[str, str]] = []
-        for sample in samples():
-            batch.append((sample.prompt, sample.answer))
-            if len(batch) == BATCH_SIZE:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
+    if "revise" in kinds:
+        batches = _sequential(
+            corpora, settings, kinds, recipe.max_seq_len, uses, skipped, counts, timings
+        )
+        results = runner.ordered(_encode_job, batches)
+    else:
+        jobs = _stage_jobs(
+            corpora, split, uses, settings=settings, kinds=tuple(kinds),
+            max_len=recipe.max_seq_len, stats="train" if split == "train" else None,
+        )  # fmt: skip
+        results = runner.ordered(run_chunk, jobs)
     started = time.perf_counter()
     writer = ShardWriter(folder, token_dtype(identity["vocab_size"]), recipe.shard_max_tokens)
-    stats = Counter()
-    for encoded in encode_stream(batches(), recipe.tokenizer, recipe.max_seq_len, recipe.workers):
+    stats: Counter[str] = Counter()
+    for result in results:
+        writing = time.perf_counter()
+        encoded = result.encoded
+        assert encoded is not None
         writer.add(encoded)
+        timings.phases["write"] += time.perf_counter() - writing
+        timings.phases.update(result.seconds)
+        counts.update(result.counts)
+        skipped.update(result.skipped)
         stats["samples"] += len(encoded.lengths)
         stats["tokens"] += int(encoded.lengths.sum())
         stats["answer_tokens"] += int((encoded.lengths - encoded.prompt_lengths).sum())
         stats["truncated"] += encoded.truncated
         stats["dropped_prompt_too_long"] += encoded.dropped
+        bar.update(result.lines)
+    writing = time.perf_counter()
     shards = writer.close()
+    timings.phases["write"] += time.perf_counter() - writing
     bar.close()
     seconds = time.perf_counter() - started
     log.info(
@@ -315,7 +497,7 @@ def _build_stage(
         "dropped": {"prompt_too_long": stats["dropped_prompt_too_long"]},
         "seconds": round(seconds, 2),
         "tokens_per_second": round(stats["tokens"] / max(seconds, 1e-9)),
-        "skipped": dict(sorted(builder.skipped.items())),
+        "skipped": dict(sorted(skipped.items())),
         "mixing": mix_entry,
         "by_kind": _by_kind(counts),
         "by_direction": dict(sorted(counts.items())),
@@ -330,21 +512,20 @@ def _by_kind(counts: Counter[str]) -> dict[str, int]:
     return dict(sorted(totals.items()))
 
 
-def _corpus_entry(pair: PairData, work: Path) -> dict[str, Any]:
-    entry: dict[str, Any] = {"clean": pair.report.as_dict()}
-    files = [pair.src_file, pair.tgt_file]
-    alignment_files = sorted((work / "alignments").glob(f"{pair.src}-{pair.tgt}.*"))
-    entry["files"] = {str(p.relative_to(work)): sha256_file(p) for p in files + alignment_files}
-    if pair.alignment is not None:
-        entry["alignment_cache_key"] = pair.alignment.key
+def _corpus_entry(corpus: AlignedCorpus, work: Path) -> dict[str, Any]:
+    entry: dict[str, Any] = {"clean": corpus.report.as_dict()}
+    entry["files"] = {str(p.relative_to(work)): sha256_file(p) for p in corpus.files}
+    if corpus.alignment_key is not None:
+        entry["alignment_cache_key"] = corpus.alignment_key
     return entry
 
 
 # The dev split: held-out MTInstruct shards (both directions, for a dev loss) and, when the
 # recipe trains AlignInstruct, held-out AlignInstruct samples (to measure whether the
 # model learned the discriminator). Dev pairs are word-aligned jointly with the training
-# pairs (an aligner on 500 sentences alone is poor), with the same aligner settings; the
-# link-consistency statistics come from that joint corpus, and only dev lines become samples.
+# pairs, in the same aligner run (an aligner on 500 sentences alone is poor); the
+# link-consistency statistics of dev samples come from train + dev lines, and only dev
+# lines become samples.
 
 
 def dev_available(recipe: Recipe, src: str, tgt: str) -> bool:
@@ -365,84 +546,74 @@ def dev_available(recipe: Recipe, src: str, tgt: str) -> bool:
 
 
 def _build_dev(
+    runner: Runner,
     recipe: Recipe,
     work: Path,
-    pairs: list[PairData],
+    corpora: list[AlignedCorpus],
     shared: tuple[Any, dict[str, str], dict[str, Any]],
-    cache_dir: Path,
+    timings: Timings,
     progress: bool,
 ) -> dict[str, Any] | None:
     """Write dev/ and return its manifest entry (shaped like a stage's), or None."""
-    train_pairs = [p for p in pairs if dev_available(recipe, p.src, p.tgt)]
-    if not recipe.dev or not train_pairs:
+    with_dev = [c for c in corpora if c.dev_report is not None]
+    if not with_dev:
         return None
     templates, names, identity = shared
     folder = work / "dev"
-    dev_recipe = replace(recipe, split="dev", max_pairs=recipe.dev_max_pairs)
-    dev_pairs = [_prepare_pair(dev_recipe, p.src, p.tgt, folder) for p in train_pairs]
     settings = replace(_settings(recipe, templates, names, "dev"), both_directions=True)
-    entry = _build_stage(dev_recipe, settings, ["mt"], dev_pairs, folder, identity, progress)
-    files = [path for p in dev_pairs for path in (p.src_file, p.tgt_file)]
+    entry = _build_stage(
+        runner, recipe, settings, ["mt"], with_dev, folder, identity, timings, progress, "dev"
+    )
+    entry["clean"] = {c.name: c.dev_report.as_dict() for c in with_dev if c.dev_report}
+    files = [path for c in with_dev for path in c.dev_files]
     if any("align" in kinds for kinds in recipe.stages()):
         align_settings = replace(settings, stage="dev-align", ratios={"align": 1.0})
         target = folder / "align.jsonl"
-        entry["align"] = _write_dev_align(
-            recipe, align_settings, train_pairs, dev_pairs, target, cache_dir / "align"
-        )
+        entry["align"] = _write_dev_align(runner, recipe, align_settings, with_dev, target)
         entry["align_samples"] = str(target.relative_to(work))
         files.append(target)
     entry["files"] = {str(path.relative_to(work)): sha256_file(path) for path in files}
     return entry
 
 
-def _joint_pair(
-    recipe: Recipe, train: PairData, dev: PairData, scratch: Path, cache: Path
-) -> tuple[PairData, int]:
-    """Train + dev lines of a pair, aligned together; returns it and the train line count."""
-    src, tgt = _read_lines(train.src_file), _read_lines(train.tgt_file)
-    n_train = len(src)
-    src += _read_lines(dev.src_file)
-    tgt += _read_lines(dev.tgt_file)
-    name = scratch / f"{dev.src}-{dev.tgt}"
-    alignment = align(src, tgt, recipe.align, cache, (dev.src, dev.tgt))
-    files = name.with_suffix(".src"), name.with_suffix(".tgt")
-    joint = PairData(dev.src, dev.tgt, *files, dev.report, alignment)
-    write_lines(joint.src_file, src)
-    write_lines(joint.tgt_file, tgt)
-    return joint, n_train
-
-
 def _write_dev_align(
+    runner: Runner,
     recipe: Recipe,
     settings: BuildSettings,
-    train_pairs: list[PairData],
-    dev_pairs: list[PairData],
+    corpora: list[AlignedCorpus],
     target: Path,
-    cache: Path,
 ) -> dict[str, Any]:
     """dev/align.jsonl: {"src", "tgt", "prompt", "answer": "True"|"False"} per line."""
-    builder = InstructionBuilder(settings, ["align"])
-    link_sets, stats_sets = _link_sets(recipe, ["align"])
+    jobs = (
+        ChunkJob(
+            corpus.ref,
+            chunk,
+            settings,
+            ("align",),
+            recipe.max_seq_len,
+            stats="joint",
+            line_base=corpus.lines("train"),
+            rows=True,
+        )
+        for corpus in corpora
+        for chunk in corpus.chunks_of("dev")
+    )
     answers: Counter[str] = Counter()
     directions: Counter[str] = Counter()
-    rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for train, dev in zip(train_pairs, dev_pairs, strict=True):
-            joint, n_train = _joint_pair(recipe, train, dev, Path(scratch), cache)
-            joint.ensure_stats(stats_sets)
-            for aligned in aligned_pairs(joint, link_sets, joint.stats):
-                if aligned.line <= n_train:
-                    continue
-                for sample in builder.samples(aligned):
-                    answer = sample.answer.strip()
-                    answers[answer] += 1
-                    directions[f"{sample.src}-{sample.tgt}"] += 1
-                    row = {"src": sample.src, "tgt": sample.tgt, "prompt": sample.prompt}
-                    rows.append(json.dumps({**row, "answer": answer}, ensure_ascii=False))
+    skipped: Counter[str] = Counter()
+    rows: list[str] = []
+    for result in runner.ordered(run_chunk, jobs):
+        assert result.rows is not None
+        rows += result.rows
+        skipped.update(result.skipped)
+        for key, value in result.counts.items():
+            directions[key.split(":")[1]] += value
+    for row in rows:
+        answers[json.loads(row)["answer"]] += 1
     write_lines(target, rows)
     return {
         "samples": len(rows),
         "by_answer": dict(sorted(answers.items())),
         "by_direction": dict(sorted(directions.items())),
-        "skipped": dict(sorted(builder.skipped.items())),
+        "skipped": dict(sorted(skipped.items())),
     }

@@ -133,7 +133,7 @@ def _alignable(
 def _align(args: argparse.Namespace) -> None:
     check_output_file(args.out)
     src, tgt = _alignable(read_lines(args.src), read_lines(args.tgt), args)
-    config = AlignConfig(aligner=args.aligner, symmetrization=args.symmetrization)
+    config = AlignConfig(aligner=args.aligner)
     # A language-code extension (a.th) selects the script's word segmentation.
     langs = (Path(args.src).suffix[1:] or None, Path(args.tgt).suffix[1:] or None)
     alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align", langs)

@@ -2,22 +2,23 @@
 of plain-text samples (`text`: each side of a pair, empty prompt) for pre-training.
 
 Each sentence pair gets its own RNG seeded from (seed, stage, language pair, line),
-so the output does not depend on worker count or on which other types are built.
-AlignInstruct positives are 1-to-1 links between content words in the configured
-link set (intersection by default); a negative keeps the source word and pairs it
-with a content word of the other sentence that the *union* of both directional
-alignments does not link to any occurrence of that source word, so a negative can
-never state a pair that any symmetrisation links.
+so the output does not depend on worker count, on how the corpus is cut into chunks
+or on which other types are built. AlignInstruct positives are 1-to-1 links between
+content words in the link set the recipe's `align.links` names for the type
+(intersection by default); a negative keeps the source word and pairs it with a
+content word of the other sentence that the *union* of both directional alignments
+does not link to any occurrence of that source word, so a negative can never state a
+pair that any symmetrisation links.
 """
 
 from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from data_prep.align import Links
+from data_prep.align import LINKED_TYPES, NEGATIVE_LINKS, Links
 from data_prep.contract.templates import Templates
 from data_prep.recipe import AlignInstructConfig, HintInstructConfig, ReviseInstructConfig
 from data_prep.wordtok import Word, is_content
@@ -102,6 +103,13 @@ class BuildSettings:
     both_directions: bool
     seed: int
     stage: str
+    # Instruction type -> the link set its true statements come from (`align.links`).
+    links: Mapping[str, str] = field(
+        default_factory=lambda: dict.fromkeys(LINKED_TYPES, "intersection")
+    )
+
+    def link_set(self, kind: str) -> str:
+        return self.links.get(kind, "intersection")
 
 
 def one_to_one_content_links(pair: AlignedPair, link_set: str) -> Links:
@@ -134,13 +142,23 @@ def qualifying_links(pair: AlignedPair, link_set: str, min_consistency: float = 
     ]
 
 
+def count_links(stats: LinkStats, pair: AlignedPair, link_set: str) -> None:
+    """Add the 1-to-1 content links of `link_set` of one pair to `stats`."""
+    for i, j in one_to_one_content_links(pair, link_set):
+        stats.add(pair.src_words[i].text.lower(), pair.tgt_words[j].text.lower())
+
+
 def collect_stats(pairs: Iterable[AlignedPair], link_set: str) -> LinkStats:
     """Count the 1-to-1 content links of `link_set` over a corpus."""
     stats = LinkStats()
     for pair in pairs:
-        for i, j in one_to_one_content_links(pair, link_set):
-            stats.add(pair.src_words[i].text.lower(), pair.tgt_words[j].text.lower())
+        count_links(stats, pair, link_set)
     return stats
+
+
+def combined(first: LinkStats, second: LinkStats) -> LinkStats:
+    """Statistics of two corpora together (e.g. train and dev lines)."""
+    return LinkStats(first.pairs + second.pairs, first.src + second.src, first.tgt + second.tgt)
 
 
 def negative_targets(pair: AlignedPair, i: int) -> list[int]:
@@ -148,7 +166,7 @@ def negative_targets(pair: AlignedPair, i: int) -> list[int]:
     surface = pair.src_words[i].text.lower()
     linked = {
         pair.tgt_words[j].text.lower()
-        for a, j in pair.links["union"]
+        for a, j in pair.links[NEGATIVE_LINKS]
         if pair.src_words[a].text.lower() == surface
     }
     return [
@@ -223,7 +241,8 @@ class InstructionBuilder:
         share holds) and a word pair already stated for this sentence pair is not repeated:
         it is redrawn a few times, then skipped."""
         config = self.settings.align
-        positives = qualifying_links(view, config.links, config.min_consistency)
+        link_set = self.settings.link_set("align")
+        positives = qualifying_links(view, link_set, config.min_consistency)
         if not positives:
             self.skipped["align_no_links"] += 1
             return
@@ -253,7 +272,7 @@ class InstructionBuilder:
 
     def _hint(self, rng: random.Random, view: AlignedPair) -> Iterator[Sample]:
         config = self.settings.hint
-        links = qualifying_links(view, config.links, config.min_consistency)
+        links = qualifying_links(view, self.settings.link_set("hint"), config.min_consistency)
         if not links:
             self.skipped["hint_no_links"] += 1
             return
@@ -264,7 +283,7 @@ class InstructionBuilder:
 
     def _revise(self, rng: random.Random, view: AlignedPair) -> Iterator[Sample]:
         config = self.settings.revise
-        links = qualifying_links(view, config.links, config.min_consistency)
+        links = qualifying_links(view, self.settings.link_set("revise"), config.min_consistency)
         present = {w.text.lower() for w in view.tgt_words}
         pool = [w for w in self._pools.get(view.tgt_lang, []) if w.lower() not in present]
         if not links or not pool:

@@ -20,7 +20,7 @@ from typing import Literal
 
 from core.resources import resolve
 from core.typed_config import load_config
-from data_prep.align import AlignConfig, Symmetrization
+from data_prep.align import AlignConfig
 from data_prep.cleaning import CleanConfig
 from data_prep.contract.languages import pair_codes, unknown_codes
 from data_prep.contract.readers import CorpusSpec
@@ -62,16 +62,14 @@ def stage_name(index: int, kinds: list[str]) -> str:
 class AlignInstructConfig:
     """Discriminative AlignInstruct.
 
-    Positives are 1-to-1 links between content words in the `links` set whose
-    corpus-wide consistency min(P(y|x), P(x|y)) is at least `min_consistency` (0
+    Positives are 1-to-1 links between content words in the link set `align.links.align`
+    names, whose corpus-wide consistency min(P(y|x), P(x|y)) is at least `min_consistency` (0
     turns the filter off). The default 0.1 is the project's choice: it raises the
     positives' lexicon precision on FreeDict (bench/RESULTS.md, docs/method.md).
     """
 
     positive_share: float = 0.5
     """Share of samples whose asserted word pair is a true link (the answer True)."""
-    links: Symmetrization = "intersection"
-    """Which symmetrized alignment gives the positive links."""
     min_consistency: float = 0.1
     """Least min(P(y|x), P(x|y)) over the corpus for a link to be a positive; 0: off."""
 
@@ -92,8 +90,6 @@ def _consistency_problems(value: float, key: str) -> list[str]:
 class HintInstructConfig:
     max_hints: int = 3
     """Most word pairs given as hints in one HintInstruct sample."""
-    links: Symmetrization = "intersection"
-    """Which symmetrized alignment gives the hint links."""
     min_consistency: float = 0.1
     """Least min(P(y|x), P(x|y)) over the corpus for a link to be a hint; 0: off."""
 
@@ -104,8 +100,6 @@ class HintInstructConfig:
 
 @dataclass(frozen=True)
 class ReviseInstructConfig:
-    links: Symmetrization = "intersection"
-    """Which symmetrized alignment gives the links a wrong word replaces."""
     min_consistency: float = 0.1
     """Least min(P(y|x), P(x|y)) over the corpus for a link to be used; 0: off."""
     # Wrong words are drawn from content words of recent sentences of the same language.

@@ -9,16 +9,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from core.fileio import sha256_file
 from core.typed_config import ConfigError
-from data_prep.align import AlignConfig, align
-from data_prep.build import BuildError, PairData, aligned_pairs, build
-from data_prep.cleaning import CleanReport
+from data_prep import aligned, wordtok
+from data_prep.aligned import prepare_pair, read_split
+from data_prep.build import BuildError, build, link_plan, pair_plans
 from data_prep.contract.manifest import read_manifest
 from data_prep.contract.readers import CorpusError
 from data_prep.contract.shards import open_shard
@@ -27,7 +29,7 @@ from data_prep.contract.tokenizer import load_tokenizer
 from data_prep.inspect_shards import InspectError, inspect
 from data_prep.instructions import BuildSettings, InstructionBuilder
 from data_prep.output import OutputError
-from data_prep.recipe import load_recipe, parse_curriculum
+from data_prep.recipe import Recipe, load_recipe, parse_curriculum
 from tests.conftest import FULL_CURRICULUM, REPO_ROOT, freedict_overrides
 
 
@@ -55,48 +57,123 @@ def test_manifest_describes_every_stage(built: Path, tokenizer_dir: Path) -> Non
         assert sha256_file(built / name) == digest
 
 
+def _expected_samples(
+    recipe: Recipe, corpus: aligned.AlignedCorpus, stage: dict, kinds: list[str]
+) -> list:
+    """A stage's samples rebuilt line by line in this process, one builder for the pair."""
+    settings = BuildSettings(
+        templates=DEFAULT_TEMPLATES,
+        names={"de": "German", "en": "English"},
+        ratios=recipe.ratios,
+        align=recipe.align_instruct,
+        hint=recipe.hint_instruct,
+        revise=recipe.revise_instruct,
+        both_directions=True,
+        seed=recipe.seed,
+        stage=stage["name"],
+    )
+    builder = InstructionBuilder(settings, kinds)
+    return [s for a in read_split(corpus, "train", stats="train") for s in builder.samples(a)]
+
+
+def _assert_shards_hold(folder: Path, stage: dict, expected: list, tokenizer: Any) -> None:
+    tokens, mask = open_shard(folder / stage["name"] / stage["shards"][0]["prefix"])
+    assert len(tokens) == len(expected) == stage["samples"]
+    for k, sample in enumerate(expected):
+        ids, loss = np.array(tokens[k]), np.array(mask[k])
+        start = int(np.argmax(loss))
+        assert loss[:start].sum() == 0 and loss[start:].all()
+        assert ids[-1] == tokenizer.eos_token_id
+        assert tokenizer.decode(ids[:start].tolist()) == sample.prompt
+        assert tokenizer.decode(ids[start:-1].tolist()) == sample.answer
+
+
 def test_every_shard_decodes_to_the_instruction_text(
-    built: Path, tokenizer_dir: Path, align_cache: Path
+    built: Path, freedict_corpus: Path, tokenizer_dir: Path, align_cache: Path, tmp_path: Path
 ) -> None:
-    """Regenerate the samples from the build's corpus and alignment; compare every one."""
+    """Regenerate the samples from the pair's aligned corpus (the same aligner run: a
+    cache hit) and compare every one; stage 2 was built in chunks by 2 workers."""
     recipe = load_recipe(
         "freedict",
-        [f"tokenizer={tokenizer_dir}", f"curriculum={FULL_CURRICULUM}", f"corpus.path={built}/"],
+        freedict_overrides(freedict_corpus, tokenizer_dir, f"curriculum={FULL_CURRICULUM}"),
     )
     tokenizer = load_tokenizer(str(tokenizer_dir))
     manifest = read_manifest(built)
-    pair = PairData("de", "en", built / "corpus/de-en.de", built / "corpus/de-en.en", CleanReport())
-    lines = [p.read_text(encoding="utf-8").splitlines() for p in (pair.src_file, pair.tgt_file)]
-    pair.alignment = align(*lines, AlignConfig(), align_cache / "align")
-    assert pair.alignment.key == manifest["corpora"]["de-en"]["alignment_cache_key"]
+    (plan,) = pair_plans(recipe, tmp_path, align_cache / "align")
+    corpus = prepare_pair(plan)
+    assert corpus.alignment_key == manifest["corpora"]["de-en"]["alignment_cache_key"]
     # Positives of Align, Hint and Revise come from the intersection, filtered by its
     # corpus statistics; Align's negatives are checked against the union.
-    link_sets = [({"intersection", "union"}, {"intersection"}), (set(), set())]
-    stages = zip(parse_curriculum(FULL_CURRICULUM), manifest["stages"], link_sets, strict=True)
-    for kinds, stage, (needed, stats_sets) in stages:
-        settings = BuildSettings(
-            templates=DEFAULT_TEMPLATES,
-            names={"de": "German", "en": "English"},
-            ratios=recipe.ratios,
-            align=recipe.align_instruct,
-            hint=recipe.hint_instruct,
-            revise=recipe.revise_instruct,
-            both_directions=True,
-            seed=recipe.seed,
-            stage=stage["name"],
+    assert plan.link_sets == ("intersection", "union") and plan.stats_sets == ("intersection",)
+    assert manifest["links"] == {
+        "align": "intersection", "hint": "intersection", "revise": "intersection",
+        "align_negatives": "union",
+    }  # fmt: skip
+    for kinds, stage in zip(parse_curriculum(FULL_CURRICULUM), manifest["stages"], strict=True):
+        _assert_shards_hold(
+            built, stage, _expected_samples(recipe, corpus, stage, kinds), tokenizer
         )
-        builder = InstructionBuilder(settings, kinds)
-        pair.ensure_stats(stats_sets)
-        expected = [s for a in aligned_pairs(pair, needed, pair.stats) for s in builder.samples(a)]
-        tokens, mask = open_shard(built / stage["name"] / stage["shards"][0]["prefix"])
-        assert len(tokens) == len(expected) == stage["samples"]
-        for k, sample in enumerate(expected):
-            ids, loss = np.array(tokens[k]), np.array(mask[k])
-            start = int(np.argmax(loss))
-            assert loss[:start].sum() == 0 and loss[start:].all()
-            assert ids[-1] == tokenizer.eos_token_id
-            assert tokenizer.decode(ids[:start].tolist()) == sample.prompt
-            assert tokenizer.decode(ids[start:-1].tolist()) == sample.answer
+
+
+class CountingPattern:
+    """wordtok's token pattern, counting the lines it tokenises."""
+
+    def __init__(self, pattern: Any) -> None:
+        self.pattern, self.calls = pattern, Counter()
+
+    def finditer(self, text: str) -> Any:
+        self.calls["words"] += 1
+        return self.pattern.finditer(text)
+
+    def findall(self, text: str) -> Any:
+        self.calls["tokens"] += 1
+        return self.pattern.findall(text)
+
+
+def test_build_aligns_and_tokenises_each_line_once(
+    freedict_corpus: Path, tokenizer_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One aligner run per pair (train and dev lines together: one cache entry), one
+    word tokenisation per line (plus cleaning's token count), and samples that do not
+    depend on how the corpus is cut into chunks."""
+    counting = CountingPattern(wordtok._TOKEN)
+    monkeypatch.setattr(wordtok, "_TOKEN", counting)
+    monkeypatch.setattr(aligned, "CHUNK_LINES", 64)
+    overrides = freedict_overrides(
+        freedict_corpus, tokenizer_dir, "curriculum=MT+Align->MT", "max_pairs=300",
+        "dev_max_pairs=60", "workers=1",
+    )  # fmt: skip
+    recipe = load_recipe("freedict", overrides)
+    cache = tmp_path / "cache"
+    manifest = build(recipe, tmp_path / "out", cache, progress=False)
+    assert len(list((cache / "align").iterdir())) == 1
+    train, dev = manifest["corpora"]["de-en"]["clean"], manifest["dev"]
+    assert dev["clean"]["de-en"]["kept"] == dev["by_direction"]["mt:de-en"] == 60
+    assert counting.calls["words"] == 2 * (train["kept"] + 60)
+    # and cleaning's token count for its length-ratio test, once per line read
+    assert counting.calls["tokens"] <= 2 * (train["seen"] + dev["clean"]["de-en"]["seen"])
+    (plan,) = pair_plans(recipe, tmp_path / "again", cache / "align")
+    corpus = prepare_pair(plan)
+    assert len(corpus.chunks_of("train")) == 5 and corpus.lines("dev") == 60
+    tokenizer = load_tokenizer(str(tokenizer_dir))
+    for kinds, stage in zip(recipe.stages(), manifest["stages"], strict=True):
+        expected = _expected_samples(recipe, corpus, stage, kinds)
+        _assert_shards_hold(tmp_path / "out", stage, expected, tokenizer)
+
+
+def test_link_plan_reads_align_links() -> None:
+    base = ["corpus.path=x/", "tokenizer=t"]
+    assert link_plan(load_recipe("freedict", [*base, "curriculum=MT"])) == ((), ())
+    recipe = load_recipe("freedict", [*base, "curriculum=MT+Align->MT"])
+    assert link_plan(recipe) == (("intersection", "union"), ("intersection",))
+    recipe = load_recipe(
+        "freedict",
+        [*base, "curriculum=MT+Hint", "align.links.hint=grow-diag-final-and",
+         "hint_instruct.min_consistency=0"],
+    )  # fmt: skip
+    assert link_plan(recipe) == (("grow-diag-final-and",), ())
+    with pytest.raises(ConfigError, match=r"align\.links\.mt: not an instruction type"):
+        load_recipe("freedict", [*base, "align.links.mt=union"])
 
 
 def test_rebuild_is_byte_equal_and_seed_changes_it(
@@ -244,4 +321,5 @@ def test_full_disk_during_build(
     errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {out}: no space left on device")
     assert "choose another --out" in errors[0]
-    assert list(small_disk.iterdir()) == []
+    # Nothing of the build is left; the owner lock file stays by design (core/lock.py).
+    assert [p.name for p in small_disk.iterdir()] == [".shards.lock"]

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.align import AlignConfig, align
-from data_prep.build import PairData, aligned_pairs
-from data_prep.cleaning import CleanReport
+from data_prep.aligned import PairPlan, prepare_pair, read_split
 from data_prep.contract.templates import DEFAULT_TEMPLATES
 from data_prep.instructions import (
     AlignedPair,
@@ -20,7 +18,12 @@ from data_prep.instructions import (
     one_to_one_content_links,
     qualifying_links,
 )
-from data_prep.recipe import AlignInstructConfig, HintInstructConfig, ReviseInstructConfig
+from data_prep.recipe import (
+    AlignInstructConfig,
+    HintInstructConfig,
+    ReviseInstructConfig,
+    load_recipe,
+)
 from data_prep.wordtok import words
 
 ASSERTION = re.compile(r'Assertion: "(.*)" can be semantically aligned with "(.*)"\.$')
@@ -46,17 +49,16 @@ def settings(**changes: object) -> BuildSettings:
 def pairs(
     freedict_corpus: Path, align_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> list[AlignedPair]:
-    """The first 2,000 train pairs, aligned with eflomal, with link statistics."""
-    folder = tmp_path_factory.mktemp("pairs")
-    src_file, tgt_file = folder / "sub.de", folder / "sub.en"
-    src = (freedict_corpus / "train.de").read_text(encoding="utf-8").splitlines()[:2000]
-    tgt = (freedict_corpus / "train.en").read_text(encoding="utf-8").splitlines()[:2000]
-    src_file.write_text("\n".join(src) + "\n", encoding="utf-8")
-    tgt_file.write_text("\n".join(tgt) + "\n", encoding="utf-8")
-    data = PairData("de", "en", src_file, tgt_file, CleanReport())
-    data.alignment = align(src, tgt, AlignConfig(), align_cache / "align")
-    data.ensure_stats({"intersection"})
-    return list(aligned_pairs(data, {"intersection", "union"}, data.stats))
+    """The first 2,000 train pairs (cleaned, not deduplicated), aligned with eflomal, with
+    the intersection's link statistics."""
+    work = tmp_path_factory.mktemp("pairs")
+    overrides = [f"corpus.path={freedict_corpus}/", "tokenizer=unused", "max_pairs=2000"]
+    recipe = load_recipe("freedict", [*overrides, "clean.dedup=false"])
+    plan = PairPlan(
+        "de", "en", recipe, work, align_cache / "align", ("intersection", "union"),
+        ("intersection",),
+    )  # fmt: skip
+    return list(read_split(prepare_pair(plan), "train", stats="train"))
 
 
 def surface(pair: AlignedPair, link_set: str) -> set[tuple[str, str]]:
@@ -175,3 +177,23 @@ def test_fractional_ratio_draws_about_that_share(pairs: list[AlignedPair]) -> No
     builder = InstructionBuilder(settings(ratios={"mt": 0.25}, both_directions=False), ["mt"])
     produced = sum(1 for p in pairs for _ in builder.samples(p))
     assert 0.2 * len(pairs) < produced < 0.3 * len(pairs)
+
+
+def test_align_links_choose_the_positives(pairs: list[AlignedPair]) -> None:
+    """`align.links.align: union` makes AlignInstruct state union links as true."""
+    links = {"align": "union", "hint": "intersection", "revise": "intersection"}
+    builder = InstructionBuilder(settings(links=links, align=AlignInstructConfig(1.0)), ["align"])
+    outside = 0
+    for pair in pairs[:500]:
+        views = {("de", "en"): pair, ("en", "de"): pair.flipped()}
+        for sample in builder.samples(pair):
+            view = views[sample.src, sample.tgt]
+            stated = ASSERTION.search(sample.prompt).groups()
+            words_of = {(view.src_words[i].text, view.tgt_words[j].text) for i, j in
+                        one_to_one_content_links(view, "union")}  # fmt: skip
+            assert sample.answer == " True" and stated in words_of
+            outside += stated not in {
+                (view.src_words[i].text, view.tgt_words[j].text)
+                for i, j in view.links["intersection"]
+            }
+    assert outside > 0  # some true statements are union links the intersection lacks

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.typed_config import ConfigError
+from data_prep import aligned
 from data_prep.build import build
 from data_prep.mixing import MixConfig, format_summary, line_repeats, plan, repeats, summary
 from data_prep.recipe import load_recipe
@@ -139,3 +140,35 @@ def test_build_mixes_pairs_and_flags_a_pair_that_lost_many_lines(
             src, tgt = pair.split("-")
             assert stage["by_direction"][f"mt:{src}-{tgt}"] == n
             assert stage["by_direction"][f"mt:{tgt}-{src}"] == n
+
+
+@pytest.mark.integration  # eflomal runs in a process of its own; two worker processes
+def test_mixed_stage_is_the_same_in_chunks_and_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A temperature-mixed MT+Align stage built by one process in one chunk per pair, and
+    by two workers in 5-line chunks: the same repeat counts reach every line (a repeated
+    line draws its own AlignInstruct samples), so manifests and shards are equal."""
+    _write_pair(tmp_path / "zh-en", "zh", ordinary("zh"))
+    _write_pair(tmp_path / "th-en", "th", ordinary("th")[:4])
+    files = [tmp_path / p / f"train.{c}" for p, c in (("zh-en", "zh"), ("th-en", "th"))]
+    tokenizer = train_tokenizer(files, tmp_path / "tok", vocab_size=500)
+    corpora = {f"{lang}-en": {"format": "files", "path": f"{tmp_path}/{lang}-en/"}
+               for lang in ("zh", "th")}  # fmt: skip
+    overrides = [
+        "pairs=[zh-en, th-en]", "corpus=null", f"corpora={corpora}", f"tokenizer={tokenizer}",
+        "curriculum=MT+Align", "mixing.method=temperature", "align_instruct.min_consistency=0",
+    ]  # fmt: skip
+    cache = tmp_path / "cache"  # shared: both builds read the same links
+    whole = build(load_recipe("freedict", [*overrides, "workers=1"]), tmp_path / "one",
+                  cache_dir=cache, progress=False)  # fmt: skip
+    monkeypatch.setattr(aligned, "CHUNK_LINES", 5)
+    chunked = build(load_recipe("freedict", [*overrides, "workers=2"]), tmp_path / "two",
+                    cache_dir=cache, progress=False)  # fmt: skip
+    one, two = whole["stages"][0], chunked["stages"][0]
+    drawn = {p: v["drawn"] for p, v in one["mixing"]["pairs"].items()}
+    assert drawn == {"zh-en": 9, "th-en": 7}  # th-en's 4 lines repeated, zh-en's subsampled
+    assert one["by_kind"]["align"] > 0
+    for key in ("mixing", "by_direction", "samples", "tokens", "skipped"):
+        assert one[key] == two[key], key
+    assert [s["files"] for s in one["shards"]] == [s["files"] for s in two["shards"]]

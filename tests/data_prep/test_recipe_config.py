@@ -60,11 +60,11 @@ def test_load_recipe_type_problems_at_two_levels(tmp_path: Path) -> None:
         GOOD_RECIPE + "directions: sideways\nclean: {max_chars: many, dedupe: true}\n",
     )
     with pytest.raises(ConfigError) as err:
-        load_recipe(path, ["align.symmetrization=grow"])
+        load_recipe(path, ["align.links.align=grow"])
     problems = err.value.problems
     assert len(problems) == 4, problems
     joined = "\n".join(problems)
-    for key in ("directions", "clean.max_chars", "clean.dedupe", "align.symmetrization"):
+    for key in ("directions", "clean.max_chars", "clean.dedupe", "align.links.align"):
         assert f"{key}: " in joined
 
 

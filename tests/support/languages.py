@@ -19,14 +19,14 @@ from pathlib import Path
 
 import yaml
 
-from data_prep.align import align
-from data_prep.build import PairData, aligned_pairs, default_cache_dir
-from data_prep.cleaning import CleanReport
+from data_prep.align import align, symmetrize
+from data_prep.build import default_cache_dir
 from data_prep.contract.languages import language_name
 from data_prep.contract.templates import DEFAULT_TEMPLATES
-from data_prep.instructions import BuildSettings, InstructionBuilder, Sample
+from data_prep.instructions import AlignedPair, BuildSettings, InstructionBuilder, Sample
 from data_prep.recipe import load_recipe
 from data_prep.tokenizer import train_tokenizer
+from data_prep.wordtok import words
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "tests" / "assets" / "scripts"
@@ -63,7 +63,7 @@ def write_recipe(corpus: Path, tokenizer: Path, path: Path) -> Path:
         "curriculum": "MT+Align->MT",
         "ratios": {"mt": 1.0, "align": 2.0},
         "clean": {"dedup": True},
-        "align": {"aligner": "eflomal", "symmetrization": "grow-diag-final-and"},
+        "align": {"aligner": "eflomal"},
         "align_instruct": {"min_consistency": 0.0},  # 10 lines give no link statistics
         "mixing": {"method": "temperature", "temperature": 5.0},
         "max_seq_len": 256,
@@ -137,11 +137,17 @@ def instruction_samples(out: Path, cache: Path, per_kind: int = 1) -> list[Sampl
     for lang in LANGUAGES:
         files = [shards / "corpus" / f"{lang}-en.{code}" for code in (lang, "en")]
         lines = [path.read_text("utf-8").splitlines() for path in files]
-        pair = PairData(lang, "en", *files, CleanReport())
-        pair.alignment = align(*lines, recipe.align, cache / "align", (lang, "en"))
+        alignment = align(*lines, recipe.align, cache / "align", (lang, "en"))
         builder = InstructionBuilder(settings, ["align", "hint", "revise"])
         kept: dict[str, int] = {}
-        for aligned in aligned_pairs(pair, {"intersection", "union"}):
+        rows = zip(*lines, alignment.lines(), strict=True)
+        for number, (src, tgt, (fwd, rev)) in enumerate(rows, start=1):
+            sw, tw = words(src, lang), words(tgt, "en")
+            links = {
+                name: symmetrize(fwd, rev, len(sw), len(tw), name)
+                for name in {*settings.links.values(), "union"}
+            }
+            aligned = AlignedPair(number, lang, "en", src, tgt, sw, tw, links)
             for sample in builder.samples(aligned):
                 if kept.get(sample.kind, 0) < per_kind and sample.src == lang:
                     kept[sample.kind] = kept.get(sample.kind, 0) + 1
