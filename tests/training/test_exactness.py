@@ -1,5 +1,7 @@
 """ZeRO-3 on 2 ranks with gradient accumulation computes the same training as a plain
-single-process PyTorch loop: a speed-up must not come from computing something else.
+single-process PyTorch loop, for full fine-tuning and for LoRA (the reference adds the
+same adapter with peft, from the same seed): a speed-up must not come from computing
+something else, and ZeRO-3 must not drop or distort the adapter's update.
 
 train.py runs a few steps (2 ranks, ZeRO-3, grad_accum 2, warm-up, decay, clipping and
 weight decay all active); the reference, written here with nothing from training/ but
@@ -25,6 +27,7 @@ from tests.training.conftest import run_training
 
 STEPS, MICRO, ACCUM, RANKS = 4, 4, 2, 2
 LR, WARMUP_RATIO, CLIP, DECAY, SEED = 3e-3, 0.5, 0.05, 0.1, 7
+LORA_RANK, LORA_ALPHA, LORA_TARGETS = 4, 8, ["query_key_value", "dense_4h_to_h"]
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +66,32 @@ def padded(samples: list[tuple[torch.Tensor, torch.Tensor]], pad: int) -> tuple[
     return ids, attention, labels
 
 
-def reference_training(init: Path, shards: Path) -> tuple[torch.nn.Module, list[float]]:
+def with_lora(model: torch.nn.Module) -> torch.nn.Module:
+    """peft's LoRA on `model`, its random init drawn right after seeding (as train.py does)."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(SEED)
+    config = LoraConfig(r=LORA_RANK, lora_alpha=LORA_ALPHA, lora_dropout=0.0,
+                        target_modules=LORA_TARGETS, task_type="CAUSAL_LM")  # fmt: skip
+    return get_peft_model(model, config)
+
+
+def reference_training(
+    init: Path, shards: Path, lora: bool = False
+) -> tuple[torch.nn.Module, list[float]]:
     """Plain PyTorch, one process: returns the model and each step's gradient norm."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from training.data import BatchPlan, load_stages
 
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
+    model = with_lora(model).train() if lora else model
+    trainable = [p for p in model.parameters() if p.requires_grad]
     pad = AutoTokenizer.from_pretrained(init).pad_token_id
     stage = load_stages(shards)[0]
     plan = BatchPlan(MICRO, ACCUM, RANKS, SEED, group_batches=64)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=DECAY
+        trainable, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=DECAY
     )
     norms = []
     for step, micro_batches in enumerate(plan.epoch(stage.lengths, 0)[:STEPS]):
@@ -86,7 +103,7 @@ def reference_training(init: Path, shards: Path) -> tuple[torch.nn.Module, list[
                 logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum"
             )
             (loss / answer_tokens).backward()
-        norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)))
+        norms.append(float(torch.nn.utils.clip_grad_norm_(trainable, CLIP)))
         for group in optimizer.param_groups:
             group["lr"] = LR * lr_factor(step)
         optimizer.step()
@@ -94,15 +111,19 @@ def reference_training(init: Path, shards: Path) -> tuple[torch.nn.Module, list[
     return model, norms
 
 
-def test_zero3_two_ranks_grad_accum_equals_plain_pytorch(mt_shards: Path, tmp_path: Path) -> None:
-    run = tmp_path / "zero3"
+def train_zero3(shards: Path, run: Path, *extra: str) -> None:
     result = run_training(
-        f"data={mt_shards}", f"run_dir={run}", "deepspeed=zero3", f"micro_batch_size={MICRO}",
+        f"data={shards}", f"run_dir={run}", "deepspeed=zero3", f"micro_batch_size={MICRO}",
         f"grad_accum={ACCUM}", f"max_steps_per_stage={STEPS}", f"lr={LR}",
         f"warmup_ratio={WARMUP_RATIO}", f"grad_clip={CLIP}", f"weight_decay={DECAY}",
-        f"seed={SEED}", "save_every=1000", "log_every=1",
+        f"seed={SEED}", "save_every=1000", "log_every=1", *extra,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_zero3_two_ranks_grad_accum_equals_plain_pytorch(mt_shards: Path, tmp_path: Path) -> None:
+    run = tmp_path / "zero3"
+    train_zero3(mt_shards, run)
     from transformers import AutoModelForCausalLM
 
     init = AutoModelForCausalLM.from_pretrained(run / "tiny-model").state_dict()
@@ -118,4 +139,30 @@ def test_zero3_two_ranks_grad_accum_equals_plain_pytorch(mt_shards: Path, tmp_pa
         # difference between the two trainings, which is round-off only.
         assert moved > 1e-4, (name, moved)
         assert off <= 1e-6 + 1e-3 * moved, (name, off, moved)
+        torch.testing.assert_close(trained[name], weight, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_zero3_lora_adapter_equals_plain_pytorch_and_peft(mt_shards: Path, tmp_path: Path) -> None:
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    run = tmp_path / "lora"
+    targets = "[" + ", ".join(LORA_TARGETS) + "]"
+    lora = [f"lora.rank={LORA_RANK}", f"lora.alpha={LORA_ALPHA}", "lora.dropout=0.0"]
+    train_zero3(mt_shards, run, "finetune=lora", *lora, f"lora.target_modules={targets}")
+    trained = load_file(run / "export" / "adapter" / "adapter_model.safetensors")
+    model, norms = reference_training(run / "tiny-model", mt_shards, lora=True)
+    expected = get_peft_model_state_dict(model)
+    from transformers import AutoModelForCausalLM
+
+    init = get_peft_model_state_dict(
+        with_lora(AutoModelForCausalLM.from_pretrained(run / "tiny-model"))
+    )
+    assert max(norms) > CLIP, "clipping never acted: the test would not cover it"
+    assert trained.keys() == expected.keys() and len(expected) == 2 * 2 * len(LORA_TARGETS)
+    for name, weight in expected.items():
+        moved = float((weight - init[name]).abs().max())
+        # Every adapter tensor moved (B starts at zero), and the two trainings agree to
+        # round-off: the same init, the same batches, the same update.
+        assert moved > 1e-4, (name, moved)
         torch.testing.assert_close(trained[name], weight, rtol=1e-5, atol=1e-6, msg=name)
