@@ -61,7 +61,7 @@ def _report(args: argparse.Namespace) -> None:
     from eval.significance import PairedSettings
 
     settings = PairedSettings(args.paired, args.resamples, args.seed)
-    print(report(args.runs, args.out, args.baseline, settings, args.labels))
+    print(report(args.runs, args.out, args.baseline, settings, args.labels, args.sanity))
 
 
 def _align(args: argparse.Namespace) -> None:
@@ -120,6 +120,11 @@ def parser() -> argparse.ArgumentParser:
         help="bootstrap resamples / AR trials (default 1000 / 10000, as sacrebleu)",
     )
     p.add_argument("--seed", type=int, default=12345, help="seed of the resampling (>= 1)")
+    p.add_argument(
+        "--sanity",
+        help="eval folder of a memorisation run (trained on its own test pairs): its BLEU "
+        "opens the report as a check that the chain can learn",
+    )
     p.set_defaults(run=_report)
     p = sub.add_parser("align", help="AlignInstruct accuracy on the build's dev samples")
     p.add_argument("--data", required=True, help="data-prep build folder (dev/align.jsonl)")
