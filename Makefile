@@ -112,8 +112,8 @@ $(foreach kind,full lora,$(eval $(call eval_rules,$(kind))))
 # A chain whose decode prompt, labels or EOS do not fit training scores far below 100.
 SANITY_PAIRS ?= 32
 S := $(D)/sanity
-MEMORISE := model.tiny_hidden=128 micro_batch_size=16 grad_accum=1 lr=3e-3 warmup_ratio=0.02 \
-	weight_decay=0.0 epochs_per_stage=[50] save_every=100000
+MEMORISE := model.tiny_hidden=128 micro_batch_size=8 grad_accum=1 lr=3e-3 warmup_ratio=0.02 \
+	weight_decay=0.0 epochs_per_stage=[80] save_every=100000
 $(S)/corpus/train.de: $(D)/corpus/train.de
 	rm -rf $(@D) && mkdir -p $(@D)
 	paste $(D)/corpus/train.de $(D)/corpus/train.en | awk -F'\t' 'split($$1, w, " ") <= 7' \

@@ -31,10 +31,10 @@ from tests.training.conftest import run_training
 from training.data import load_stages
 
 PAIRS = 32  # sentence pairs to memorise (train = test)
-# A global batch of 32 (16 per rank), 50 epochs: about 150 steps, far more than memorising
-# 32 pairs needs at this width.
+# A global batch of 16 (8 per rank), 80 epochs of the ~95 samples: about 400 steps, with
+# the LR decaying linearly to zero over them.
 MEMORISE = (
-    "model.tiny_hidden=128", "model.tiny_layers=2", "model.tiny_heads=4", "micro_batch_size=16",
+    "model.tiny_hidden=128", "model.tiny_layers=2", "model.tiny_heads=4", "micro_batch_size=8",
     "grad_accum=1", "lr=3e-3", "warmup_ratio=0.02", "weight_decay=0.0", "save_every=100000",
     "log_every=20",
 )  # fmt: skip
@@ -106,7 +106,7 @@ def memorised(
     corpus = small_corpus(freedict_corpus, root / "corpus")
     shards = build(corpus, tokenizer_dir, root / "shards", "MT+Align")
     run = root / "full"
-    result = run_training(f"data={shards}", f"run_dir={run}", *MEMORISE, "epochs_per_stage=[50]",
+    result = run_training(f"data={shards}", f"run_dir={run}", *MEMORISE, "epochs_per_stage=[80]",
                           timeout=1800)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return {"corpus": corpus, "shards": shards, "model": run / "export" / "model"}
