@@ -139,7 +139,7 @@ def test_lora_memorises_new_pairs_from_a_trained_base(
 ) -> None:
     """LoRA from a random init learns almost nothing; from the memorised model (which
     knows the task's format and when to stop) an adapter on every linear layer memorises
-    32 pairs it has not seen, and the merged export scores them as well."""
+    32 pairs it has not seen."""
     corpus = small_corpus(freedict_corpus, tmp_path / "corpus", skip=PAIRS)
     shards = build(corpus, tokenizer_dir, tmp_path / "shards", "MT")
     run = tmp_path / "lora"
@@ -147,7 +147,7 @@ def test_lora_memorises_new_pairs_from_a_trained_base(
     result = run_training(
         f"data={shards}", f"run_dir={run}", *MEMORISE, "epochs_per_stage=[120]", "lr=1e-2",
         "model.tiny=false", f"model.name={memorised['model']}", "finetune=lora",
-        "lora.rank=16", "lora.alpha=32", "lora.dropout=0.0", targets, "export_merged=true",
+        "lora.rank=16", "lora.alpha=32", "lora.dropout=0.0", targets,
         timeout=1800,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
