@@ -133,32 +133,3 @@ def test_alignment_assertions_are_memorised(memorised: dict[str, Path], tmp_path
     assert align["samples"] >= PAIRS // 2 and 0 < align["true_share"] < 1
     assert align["accuracy"] >= 0.95, align
 
-
-def test_lora_memorises_new_pairs_from_a_trained_base(
-    memorised: dict[str, Path], freedict_corpus: Path, tokenizer_dir: Path, tmp_path: Path
-) -> None:
-    """LoRA from a random init learns almost nothing; from the memorised model (which
-    knows the task's format and when to stop) an adapter on every linear layer memorises
-    32 pairs it has not seen."""
-    corpus = small_corpus(freedict_corpus, tmp_path / "corpus", skip=PAIRS)
-    shards = build(corpus, tokenizer_dir, tmp_path / "shards", "MT")
-    run = tmp_path / "lora"
-    targets = "lora.target_modules=[query_key_value, dense, dense_h_to_4h, dense_4h_to_h]"
-    result = run_training(
-        f"data={shards}", f"run_dir={run}", *MEMORISE, "epochs_per_stage=[120]", "lr=1e-2",
-        "model.tiny=false", f"model.name={memorised['model']}", "finetune=lora",
-        "lora.rank=16", "lora.alpha=32", "lora.dropout=0.0", targets,
-        timeout=1800,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = tmp_path / "eval"
-    result = cli("eval", "run", "--grid", "freedict", f"corpus.path={corpus}/",
-                 "--model", memorised["model"], "--adapter", run / "export" / "adapter",
-                 "--out", out)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert min(bleu(out / "scores.json").values()) >= 95, bleu(out / "scores.json")
-    before = tmp_path / "eval-base"
-    result = cli("eval", "run", "--grid", "freedict", f"corpus.path={corpus}/",
-                 "--model", memorised["model"], "--out", before)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert max(bleu(before / "scores.json").values()) < 50, "the base knew these pairs already"
