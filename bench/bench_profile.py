@@ -18,7 +18,7 @@ regions nested in it, so "forward" is the forward compute alone and "gather" the
 all-gathers wherever they run. Timed over the steps after `--warm` warm-up steps;
 "other" is the step's wall time that no region covers.
 
-Configs: `shipped` is train.py with ds_configs/zero3.json as committed; each other config
+Configs: `shipped` is train.py with ds_configs/zero3_cpu.json as committed; each other config
 changes what VARIANTS says: ZeRO-3 settings in that JSON (`persist`: parameters under 1e5
 elements kept whole on every rank, DeepSpeed's own default) or train.py overrides
 (`bloom-gelu`: transformers' element-wise BLOOM GELU instead of the fused one). The ratio
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_train import MICRO_BATCH, SIZES, launch, prepare_data  # noqa: E402
 
-# ZeRO-3 settings tried against the shipped ds_configs/zero3.json.
+# ZeRO-3 settings tried against the shipped ds_configs/zero3_cpu.json.
 # name: (changes to the JSON's zero_optimization, train.py overrides)
 VARIANTS: dict[str, tuple[dict[str, Any], list[str]]] = {
     "shipped": ({}, []),
@@ -152,7 +152,7 @@ def write_rank_result(out: Path, spent: dict[str, float], marks: dict[str, float
 
 
 def ds_json(scratch: Path, config: str) -> Path:
-    ds = json.loads((ROOT / "ds_configs" / "zero3.json").read_text())
+    ds = json.loads((ROOT / "ds_configs" / "zero3_cpu.json").read_text())
     ds["zero_optimization"].update(VARIANTS[config][0])
     path = scratch / f"zero3-{config}.json"
     path.write_text(json.dumps(ds, indent=2) + "\n")

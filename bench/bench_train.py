@@ -23,7 +23,7 @@ Same run, same machine, 2 CPU ranks, OMP_NUM_THREADS=1 per rank on every side:
    (length-grouped batches, LM head at answer positions only, fused GELU).
 4. The peer, `transformers.Trainer`, the way ALMA, ParroT and LLaMA-Factory train: the
    same model (the random init that step 3 saved), the same samples read back from the
-   shards, the same ZeRO-3 JSON (ds_configs/zero3.json, "auto" values filled by the
+   shards, the same ZeRO-3 JSON (ds_configs/zero3_cpu.json, "auto" values filled by the
    Trainer), the same LR schedule and clipping, per_device_train_batch_size=16, padded by
    `DataCollatorForSeq2Seq` (labels -100 on the prompt), full-vocabulary logits, the
    model's own loss (token mean across devices). Two rows:
@@ -273,7 +273,7 @@ def trainer_features(data: Path) -> list[dict[str, list[int]]]:
 def trainer_arguments(args: argparse.Namespace):
     from transformers import TrainingArguments
 
-    ds = json.loads((ROOT / "ds_configs" / "zero3.json").read_text())  # Trainer fills "auto"
+    ds = json.loads((ROOT / "ds_configs" / "zero3_cpu.json").read_text())  # Trainer fills "auto"
     return TrainingArguments(
         output_dir=str(args.out.parent / "trainer-out"),
         deepspeed=ds,  # before from_pretrained: the model is partitioned as it loads

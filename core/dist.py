@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -42,12 +43,25 @@ def launched_world_size() -> int:
     return _first_int(_WORLD_VARS, 1)
 
 
+TIMEOUT_VAR = "ALIGNINSTRUCT_DIST_TIMEOUT_S"
+
+
+def group_timeout() -> timedelta | None:
+    """The process group's collective timeout: $ALIGNINSTRUCT_DIST_TIMEOUT_S seconds when
+    set (tests shorten it to prove that no rank waits on another's long work), else
+    PyTorch's default."""
+    value = os.environ.get(TIMEOUT_VAR)
+    return timedelta(seconds=float(value)) if value else None
+
+
 def init_process_group() -> tuple[int, int]:
     """(rank, world): joins the launcher's process group when there is more than one rank
     (nccl on GPU, gloo on CPU); (0, 1) alone."""
+    from core.devices import default_backend
+
     world = launched_world_size()
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(default_backend(), timeout=group_timeout())
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 

@@ -5,13 +5,26 @@
 its annotated type and collects *every* problem (unknown keys, wrong types, values
 outside a Literal) before raising one `ConfigError` that lists them all with keys.
 Dataclasses may add a `problems(key) -> list[str]` method for cross-field checks.
+
+Every setting of a config, nested ones as dotted keys, with its type, default and meaning
+(the field's `field(metadata={"doc": ...})`, else the string right below the field, else
+its `#` comment), as a Markdown table (docs/ embeds these, core.gendocs keeps them current):
+
+    python -m core.typed_config --list eval.config:EvalConfig
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import dataclasses
+import importlib
+import inspect
+import io
+import json
+import textwrap
+import tokenize
 import types
 import typing
 from pathlib import Path
@@ -91,8 +104,35 @@ def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | No
     obj = convert(cls, data, "", problems)
     problems.extend(p for p in _cross_checks(obj, "") if p not in problems)
     if problems:
-        raise ConfigError(source, problems)
+        raise ConfigError(_blame(source if path else None, problems, overrides or []), problems)
     return obj
+
+
+def _problem_key(problem: str) -> str:
+    return problem.split(":", 1)[0].split("[", 1)[0].strip()
+
+
+def _blame(file: str | None, problems: list[str], overrides: list[str]) -> str:
+    """The header of a ConfigError: the file, and the key=value overrides whose keys have
+    problems (the file never said those values); only the overrides when the file has
+    none of the problems."""
+    given = {item.partition("=")[0].strip(): item for item in overrides}
+    named: list[str] = []
+    from_file = False
+    for problem in problems:
+        key = _problem_key(problem)
+        item = next(
+            (v for k, v in given.items() if key == k or key.startswith(f"{k}.")
+             or k.startswith(f"{key}.")),
+            None,
+        )  # fmt: skip
+        from_file = from_file or item is None
+        if item is not None and item not in named:
+            named.append(item)
+    if not named:
+        return file or "config"
+    overridden = f"override{'s' if len(named) > 1 else ''} {', '.join(map(repr, named))}"
+    return f"{file} and {overridden}" if file and from_file else overridden
 
 
 def _cross_checks(obj: Any, key: str) -> list[str]:
@@ -204,3 +244,115 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+# Comments that are tool directives, not a field's meaning.
+_DIRECTIVES = ("fmt:", "type:", "noqa", "pragma")
+
+
+def _comments(source: str) -> dict[int, str]:
+    """The text of each `#` comment by line (1-based), tool directives left out."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    found = {}
+    for tok in tokens:
+        text = tok.string.lstrip("#").strip()
+        if tok.type == tokenize.COMMENT and not text.startswith(_DIRECTIVES):
+            found[tok.start[0]] = text
+    return found
+
+
+def _source_docs(cls: type) -> dict[str, str]:
+    """Field docs from the class source: the string literal right after a field (an
+    attribute docstring), else the comment ending its line, else the comment lines just
+    above it."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    lines, comments = source.splitlines(), _comments(source)
+    body = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)).body
+    docs = {}
+    for index, node in enumerate(body):
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        after = body[index + 1] if index + 1 < len(body) else None
+        if isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(after.value.value).split())
+        elif (end := node.end_lineno or node.lineno) in comments:
+            docs[node.target.id] = comments[end]
+        else:
+            above, line = [], node.lineno - 1
+            while line in comments and lines[line - 1].lstrip().startswith("#"):
+                above.insert(0, comments[line])
+                line -= 1
+            if above:
+                docs[node.target.id] = " ".join(above)
+    return docs
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each documented field's meaning, `metadata={"doc": ...}` winning over the source."""
+    docs = _source_docs(cls)
+    docs.update({f.name: f.metadata["doc"] for f in dataclasses.fields(cls) if "doc" in f.metadata})
+    return docs
+
+
+def _default(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        value = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        return "required"
+    return json.dumps(to_dict(value), ensure_ascii=False)
+
+
+def settings(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, meaning) of every setting; a field whose type is a
+    dataclass is listed by its own fields."""
+    hints, docs, rows = typing.get_type_hints(cls), field_docs(cls), []
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        tp = hints[f.name]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            rows += settings(tp, f"{key}.")
+            continue
+        shown = f.type if isinstance(f.type, str) else getattr(tp, "__name__", str(tp))
+        rows.append((key, shown, _default(f), docs.get(f.name, "")))
+    return rows
+
+
+def settings_table(cls: type) -> str:
+    """The settings as a Markdown table."""
+    out = ["| setting | type | default | meaning |", "|---|---|---|---|"]
+    for row in settings(cls):
+        cells = [c.replace("|", "\\|") for c in row]
+        out.append(f"| `{cells[0]}` | `{cells[1]}` | `{cells[2]}` | {cells[3]} |")
+    return "\n".join(out)
+
+
+def load_class(target: str) -> type:
+    """`module:Class` -> the dataclass."""
+    module, _, name = target.partition(":")
+    cls = getattr(importlib.import_module(module), name, None) if name else None
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise ConfigError(target, ["expected module:Class naming a dataclass config"])
+    return cls
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli = argparse.ArgumentParser(
+        prog="python -m core.typed_config", description="List every setting of a typed config."
+    )
+    cli.add_argument("--list", nargs="+", required=True, metavar="MODULE:CLASS",
+                     help="e.g. eval.config:EvalConfig data_prep.recipe:Recipe")  # fmt: skip
+    args = cli.parse_args(argv)
+    try:
+        tables = [settings_table(load_class(target)) for target in args.list]
+    except ConfigError as err:
+        cli.exit(2, f"error: {err}\n")
+    print("\n\n".join(tables))
+
+
+if __name__ == "__main__":
+    main()

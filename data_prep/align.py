@@ -25,11 +25,12 @@ import numpy as np
 
 from core.fileio import write_lines
 from data_prep.contract.readers import CorpusError
-from data_prep.wordtok import WORDTOK_VERSION, tokens
+from data_prep.wordtok import WORDTOK_VERSION, segmentation, tokens
 
 log = logging.getLogger(__name__)
 
 Links = list[tuple[int, int]]
+Langs = tuple[str | None, str | None]
 Aligner = Literal["eflomal", "fast_align"]
 Symmetrization = Literal["grow-diag-final-and", "intersection", "union"]
 ALIGNERS: tuple[str, ...] = ("eflomal", "fast_align")
@@ -103,20 +104,29 @@ class Alignment:
     def directional(self) -> tuple[list[Links], list[Links]]:
         return read_pharaoh(self.fwd_path), read_pharaoh(self.rev_path)
 
-    def symmetrized(self, src: Sequence[str], tgt: Sequence[str], method: str) -> list[Links]:
+    def symmetrized(
+        self, src: Sequence[str], tgt: Sequence[str], method: str, langs: Langs = (None, None)
+    ) -> list[Links]:
         """Symmetrised links per line; `src`/`tgt` are the raw lines (for lengths)."""
         fwd, rev = self.directional()
+        a, b = langs
         return [
-            symmetrize(f, r, len(tokens(s)), len(tokens(t)), method)
+            symmetrize(f, r, len(tokens(s, lang=a)), len(tokens(t, lang=b)), method)
             for f, r, s, t in zip(fwd, rev, src, tgt, strict=True)
         ]
 
 
-def cache_key(src_tok: Sequence[str], tgt_tok: Sequence[str], config: AlignConfig) -> str:
+def cache_key(
+    src_tok: Sequence[str], tgt_tok: Sequence[str], config: AlignConfig, langs: Langs = (None, None)
+) -> str:
     """Content hash of the aligner's exact input and settings."""
     digest = hashlib.sha256()
     settings = {k: v for k, v in asdict(config).items() if k != "symmetrization"}
-    digest.update(json.dumps([WORDTOK_VERSION, settings], sort_keys=True).encode())
+    identity: list[object] = [WORDTOK_VERSION, settings]
+    segmenters = [segmentation(lang) for lang in langs]
+    if any(name != WORDTOK_VERSION for name in segmenters):
+        identity.append(segmenters)  # spaced scripts keep the keys (and caches) they had
+    digest.update(json.dumps(identity, sort_keys=True).encode())
     for side in (src_tok, tgt_tok):
         digest.update(b"\x00side\x00")
         for line in side:
@@ -126,14 +136,20 @@ def cache_key(src_tok: Sequence[str], tgt_tok: Sequence[str], config: AlignConfi
 
 
 def align(
-    src: Sequence[str], tgt: Sequence[str], config: AlignConfig, cache_dir: str | os.PathLike[str]
+    src: Sequence[str],
+    tgt: Sequence[str],
+    config: AlignConfig,
+    cache_dir: str | os.PathLike[str],
+    langs: Langs = (None, None),
 ) -> Alignment:
-    """Align raw lines `src`/`tgt` (or read the cache) and return the cached links."""
+    """Align raw lines `src`/`tgt` (or read the cache) and return the cached links.
+
+    `langs`: the (source, target) language codes, for the script-aware word segmentation."""
     if len(src) != len(tgt):
         raise CorpusError(f"cannot align {len(src)} source lines with {len(tgt)} target lines")
-    src_tok = [" ".join(tokens(line, config.lowercase)) for line in src]
-    tgt_tok = [" ".join(tokens(line, config.lowercase)) for line in tgt]
-    key = cache_key(src_tok, tgt_tok, config)
+    src_tok = [" ".join(tokens(line, config.lowercase, langs[0])) for line in src]
+    tgt_tok = [" ".join(tokens(line, config.lowercase, langs[1])) for line in tgt]
+    key = cache_key(src_tok, tgt_tok, config, langs)
     folder = Path(cache_dir) / f"{config.aligner}-{key}"
     result = Alignment(folder / "fwd.links", folder / "rev.links", key)
     if result.fwd_path.exists() and result.rev_path.exists():

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from core.fileio import sha256_file, write_json, write_lines
 from core.typed_config import to_dict
-from data_prep import output
+from data_prep import mixing, output
 from data_prep.align import Alignment, align, format_pharaoh, parse_pharaoh, symmetrize
 from data_prep.cleaning import CleanReport, clean
 from data_prep.contract.languages import language_name
@@ -49,7 +49,7 @@ from data_prep.instructions import (
 )
 from data_prep.recipe import UNALIGNED_TYPES, Recipe, stage_name
 from data_prep.shards import ShardWriter, encode_stream
-from data_prep.wordtok import WORDTOK_VERSION, words
+from data_prep.wordtok import WORDTOK_VERSION, segmentation, words
 
 log = logging.getLogger(__name__)
 MANIFEST_VERSION = 1
@@ -141,6 +141,7 @@ def _build_into(recipe: Recipe, work: Path, cache_dir: Path, progress: bool) -> 
         "curriculum": recipe.curriculum,
         "template_version": templates.version,
         "wordtok_version": WORDTOK_VERSION,
+        "segmentation": {code: segmentation(code) for code in names},
         "tokenizer": identity,
         "max_seq_len": recipe.max_seq_len,
         "token_dtype": token_dtype(identity["vocab_size"]).__name__,
@@ -158,7 +159,10 @@ def _prepare_pair(recipe: Recipe, src: str, tgt: str, work: Path) -> PairData:
     """Read and clean one language pair into corpus/{src}-{tgt}.{lang}."""
     report = CleanReport()
     kept = clean(
-        read_pairs(recipe.corpus_for(src, tgt), src, tgt, recipe.split), recipe.clean, report
+        read_pairs(recipe.corpus_for(src, tgt), src, tgt, recipe.split),
+        recipe.clean,
+        report,
+        (src, tgt),
     )
     src_file = work / "corpus" / f"{src}-{tgt}.{src}"
     tgt_file = work / "corpus" / f"{src}-{tgt}.{tgt}"
@@ -168,6 +172,8 @@ def _prepare_pair(recipe: Recipe, src: str, tgt: str, work: Path) -> PairData:
             s.write(src_line + "\n")
             t.write(tgt_line + "\n")
     log.info("%s-%s: %s", src, tgt, report.as_dict())
+    if warning := report.check_loss(f"{src}-{tgt}", recipe.clean.warn_drop_share):
+        log.warning(warning)
     if report.kept == 0:
         raise BuildError(f"{src}-{tgt}: no sentence pair survived cleaning ({report.as_dict()})")
     return PairData(src, tgt, src_file, tgt_file, report)
@@ -180,8 +186,9 @@ def _read_lines(path: Path) -> list[str]:
 
 def _align_pair(recipe: Recipe, pair: PairData, work: Path, cache: Path) -> None:
     src, tgt = _read_lines(pair.src_file), _read_lines(pair.tgt_file)
-    pair.alignment = align(src, tgt, recipe.align, cache)
-    links = pair.alignment.symmetrized(src, tgt, recipe.align.symmetrization)
+    langs = (pair.src, pair.tgt)
+    pair.alignment = align(src, tgt, recipe.align, cache, langs)
+    links = pair.alignment.symmetrized(src, tgt, recipe.align.symmetrization, langs)
     target = work / "alignments" / f"{pair.src}-{pair.tgt}.{recipe.align.symmetrization}"
     write_lines(target, (format_pharaoh(line) for line in links))
 
@@ -228,7 +235,7 @@ def aligned_pairs(
         rows = zip(s, t, fwd_lines, rev_lines, strict=False)  # repeat("") is endless
         for line, (src, tgt, fwd, rev) in enumerate(rows, start=1):
             src, tgt = src.rstrip("\n"), tgt.rstrip("\n")
-            src_words, tgt_words = words(src), words(tgt)
+            src_words, tgt_words = words(src, pair.src), words(tgt, pair.tgt)
             fwd_links, rev_links = parse_pharaoh(fwd), parse_pharaoh(rev)
             n, m = len(src_words), len(tgt_words)
             links = {name: symmetrize(fwd_links, rev_links, n, m, name) for name in link_sets}
@@ -251,15 +258,21 @@ def _build_stage(
     bar = tqdm(
         total=sum(p.report.kept for p in pairs), desc=folder.name, unit="pair", disable=not progress
     )
+    mix = recipe.mixing_for(folder.name)
+    sizes = {f"{p.src}-{p.tgt}": p.report.kept for p in pairs}
+    mix_entry = mixing.summary(mix, sizes)
+    uses = mixing.line_repeats(mix, sizes, recipe.seed, folder.name)
 
     def samples() -> Iterator[Sample]:
         link_sets, stats_sets = _link_sets(recipe, kinds)
         for pair in pairs:
             pair.ensure_stats(stats_sets)
+            repeats = uses[f"{pair.src}-{pair.tgt}"]
             for aligned in aligned_pairs(pair, link_sets, pair.stats):
-                for sample in builder.samples(aligned):
-                    counts[f"{sample.kind}:{sample.src}-{sample.tgt}"] += 1
-                    yield sample
+                for repeat in range(1 if repeats is None else repeats[aligned.line - 1]):
+                    for sample in builder.samples(aligned, repeat):
+                        counts[f"{sample.kind}:{sample.src}-{sample.tgt}"] += 1
+                        yield sample
                 bar.update(1)
 
     def batches() -> Iterator[list[tuple[str, str]]]:
@@ -303,6 +316,7 @@ def _build_stage(
         "seconds": round(seconds, 2),
         "tokens_per_second": round(stats["tokens"] / max(seconds, 1e-9)),
         "skipped": dict(sorted(builder.skipped.items())),
+        "mixing": mix_entry,
         "by_kind": _by_kind(counts),
         "by_direction": dict(sorted(counts.items())),
         "shards": [vars(s) for s in shards],
@@ -390,7 +404,7 @@ def _joint_pair(
     src += _read_lines(dev.src_file)
     tgt += _read_lines(dev.tgt_file)
     name = scratch / f"{dev.src}-{dev.tgt}"
-    alignment = align(src, tgt, recipe.align, cache)
+    alignment = align(src, tgt, recipe.align, cache, (dev.src, dev.tgt))
     files = name.with_suffix(".src"), name.with_suffix(".tgt")
     joint = PairData(dev.src, dev.tgt, *files, dev.report, alignment)
     write_lines(joint.src_file, src)

@@ -25,18 +25,21 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core.fileio import write_json, write_lines
+from core.lock import LockError, hold
 from core.typed_config import ConfigError, parse_args_with_overrides
 from data_prep.align import ALIGNERS, SYMMETRIZATIONS, AlignConfig, align, format_pharaoh
 from data_prep.align_quality import lexicon_precision, load_lexicon
 from data_prep.build import BuildError, build, default_cache_dir
 from data_prep.cleaning import CleanConfig, CleanReport, clean
+from data_prep.contract.languages import pair_codes
 from data_prep.contract.readers import CorpusError, CorpusSpec, read_file_pair, read_lines
 from data_prep.freedict import FreeDictError, build_corpus, fetch_deb
 from data_prep.inspect_shards import InspectError, inspect
+from data_prep.mixing import format_summary
 from data_prep.output import OutputError, check_output_dir, check_output_file, disk_full_message
 from data_prep.recipe import load_recipe
 from data_prep.split import SplitError, SplitSpec, parse_size, split_corpus
-from data_prep.tokenizer import train_tokenizer
+from data_prep.tokenizer import TokenizerError, train_tokenizer
 
 USER_ERRORS = (
     ConfigError,
@@ -48,6 +51,8 @@ USER_ERRORS = (
     SplitError,
     FileNotFoundError,
     FileExistsError,
+    LockError,
+    TokenizerError,
 )
 
 
@@ -62,7 +67,9 @@ def _freedict(args: argparse.Namespace) -> None:
 
 
 def _tokenizer(args: argparse.Namespace) -> None:
-    out = train_tokenizer(args.files, args.out, vocab_size=args.vocab_size)
+    out = train_tokenizer(
+        args.files, args.out, vocab_size=args.vocab_size, allow_smaller=args.allow_smaller_vocab
+    )
     print(f"tokenizer written to {out}")
 
 
@@ -79,19 +86,58 @@ def _clean(args: argparse.Namespace) -> None:
         )
     for suffix in (suffix_src, suffix_tgt, ".report.json"):
         check_output_file(f"{args.out}{suffix}")
-    kept = list(clean(read_file_pair(Path(args.src), Path(args.tgt)), config, report))
+    langs = (suffix_src[1:], suffix_tgt[1:])  # the extensions name the languages
+    kept = list(clean(read_file_pair(Path(args.src), Path(args.tgt)), config, report, langs))
     write_lines(f"{args.out}{suffix_src}", (s for s, _ in kept))
     write_lines(f"{args.out}{suffix_tgt}", (t for _, t in kept))
     write_json(f"{args.out}.report.json", report.as_dict())
     print(json.dumps(report.as_dict(), indent=2))
 
 
+def _alignable(
+    src: list[str], tgt: list[str], args: argparse.Namespace
+) -> tuple[list[str], list[str]]:
+    """The pairs the aligner is given: a pair over `--max-chars` on either side (what
+    `build` drops as too_long; a 1 MB line exhausts the aligner's memory) is blanked and
+    gets an empty line of links, so the output stays line-aligned with the input. No pair
+    with words on both sides is an error: there is nothing to align."""
+    if len(src) != len(tgt):
+        raise CorpusError(
+            f"{args.src} has {len(src)} lines and {args.tgt} {len(tgt)}; align needs "
+            "line-aligned files"
+        )
+    long = [
+        i
+        for i, (s, t) in enumerate(zip(src, tgt, strict=True))
+        if max(len(s), len(t)) > args.max_chars
+    ]
+    if long:
+        shown = ", ".join(str(i + 1) for i in long[:10]) + (" ..." if len(long) > 10 else "")
+        print(
+            f"warning: {len(long)} pair(s) longer than --max-chars={args.max_chars} characters "
+            f"(lines {shown}) left without links, as build drops them (too_long)",
+            file=sys.stderr,
+        )
+        blank = set(long)
+        src = ["" if i in blank else s for i, s in enumerate(src)]
+        tgt = ["" if i in blank else t for i, t in enumerate(tgt)]
+    if not any(s.strip() and t.strip() for s, t in zip(src, tgt, strict=True)):
+        raise CorpusError(
+            f"{args.src} and {args.tgt}: no pair with text on both sides "
+            f"({len(src)} line(s){', after dropping over-long pairs' if long else ''}); "
+            "nothing to align"
+        )
+    return src, tgt
+
+
 def _align(args: argparse.Namespace) -> None:
     check_output_file(args.out)
-    src, tgt = read_lines(args.src), read_lines(args.tgt)
+    src, tgt = _alignable(read_lines(args.src), read_lines(args.tgt), args)
     config = AlignConfig(aligner=args.aligner, symmetrization=args.symmetrization)
-    alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align")
-    links = alignment.symmetrized(src, tgt, args.symmetrization)
+    # A language-code extension (a.th) selects the script's word segmentation.
+    langs = (Path(args.src).suffix[1:] or None, Path(args.tgt).suffix[1:] or None)
+    alignment = align(src, tgt, config, Path(args.cache or default_cache_dir()) / "align", langs)
+    links = alignment.symmetrized(src, tgt, args.symmetrization, langs)
     write_lines(args.out, (format_pharaoh(line) for line in links))
     print(f"wrote {len(links)} lines of {args.symmetrization} links to {args.out}")
     if args.lexicon:
@@ -103,8 +149,8 @@ def _align(args: argparse.Namespace) -> None:
 
 
 def _split(args: argparse.Namespace) -> None:
-    codes = args.pair.split("-")
-    if len(codes) != 2 or codes[0] == codes[1]:
+    codes = pair_codes(args.pair)
+    if codes is None:
         raise SplitError(f"--pair: {args.pair!r} is not of the form src-tgt (e.g. hu-en)")
     files = (args.src, args.tgt)
     if (args.tsv and any(files)) or (not args.tsv and not all(files)):
@@ -123,12 +169,14 @@ def _split(args: argparse.Namespace) -> None:
 
 def _build(args: argparse.Namespace) -> None:
     recipe = load_recipe(args.recipe, args.overrides)
+    hold(args.out, "data_prep build")  # a second build into the same --out is refused
     manifest = build(recipe, args.out, cache_dir=args.cache, overwrite=args.overwrite)
     for stage in manifest["stages"]:
         print(
             f"{stage['name']}: {stage['samples']} samples, {stage['tokens']} tokens "
             f"({stage['tokens_per_second']} tokens/s)"
         )
+        print("  pairs mixed: " + format_summary(stage["name"], stage["mixing"]))
     print(f"manifest: {Path(args.out) / 'manifest.json'}")
 
 
@@ -170,6 +218,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tokenizer", help="train a small byte-level BPE tokenizer on text files")
     p.add_argument("--out", required=True)
     p.add_argument("--vocab-size", type=int, default=4000)
+    p.add_argument(
+        "--allow-smaller-vocab", action="store_true",
+        help="keep the vocabulary the text gives when it is smaller than --vocab-size (a warning)",
+    )  # fmt: skip
     p.add_argument("files", nargs="+")
     p.set_defaults(run=_tokenizer)
 
@@ -202,6 +254,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--aligner", default="eflomal", choices=ALIGNERS)
     p.add_argument("--symmetrization", default="grow-diag-final-and", choices=SYMMETRIZATIONS)
     p.add_argument("--lexicon", help="headword<TAB>translations file: report link precision")
+    p.add_argument(
+        "--max-chars", type=int, default=CleanConfig.max_chars,
+        help="pairs with a longer side get no links (build's too_long limit)",
+    )  # fmt: skip
     p.add_argument("--cache", help="cache root (default ~/.cache/aligninstruct)")
     p.set_defaults(run=_align)
 

@@ -14,8 +14,16 @@ blank-line separated blocks: an entry that follows another without a blank line 
 between was glued to it and lost, with its pairs and its lexicon translations ("Haus"
 there lacks "house", "Hund" lacks "dog"). Its lexicon also cut headwords at the first
 slash, so "Wasser/Luft usw. umwälzen" gave "Wasser: circulate". `as_published=True`, the
-default, keeps both quirks and reproduces the published files byte for byte; `False` reads
-every entry and takes the whole headword.
+default, keeps both quirks and the published split's shuffle, and reproduces the
+published pairs and files (see below for the English side); `False` reads every entry,
+takes the whole headword and splits with `data_prep split`'s leak-free grouping.
+
+An English line may join alternative translations with ", " ("I daren't go home., I'm
+scared to go home."). Each split keeps them apart: `{split}.en` holds the first,
+`{split}.en.alt` the others of the same line (tab-separated; an empty line where there are
+none), the layout `eval` reads as alternative references (data_prep.contract.readers).
+Training reads `{split}.en`, so it learns from the first alternative only. Joined again
+with ", ", the two files give the published English lines byte for byte.
 """
 
 from __future__ import annotations
@@ -32,7 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from core.fileio import sha256_file, write_lines
+from data_prep.contract.readers import ALTERNATIVES_SEPARATOR
 from data_prep.output import check_output_dir
+from data_prep.split import assign, groups
 
 DEFAULT_PACKAGE = "dict-freedict-deu-eng"
 DEFAULT_SEED = 20261128
@@ -58,6 +68,9 @@ _LEADING_LABEL = re.compile(r"^\s*\[[^\]]*\]\s*")
 _TAG = re.compile(r"<[^<>]*>")
 _GERMAN_WORD = re.compile(r"[A-Za-zÄÖÜäöüß-]+")
 _ENGLISH_WORD = re.compile(r"[A-Za-z'-]+")
+# ", " after a sentence end, before what starts a sentence: the next alternative. Not
+# "In 776 B.C., the first ..." nor "I'll meet you …, ok?".
+_ALTERNATIVE = re.compile(r"(?<=[.!?…]), (?=[A-Z0-9\[\"'“‘])")
 
 
 class FreeDictError(RuntimeError):
@@ -251,6 +264,11 @@ def _normalise(text: str) -> str:
     return " ".join(text.split())
 
 
+def alternatives(english: str) -> list[str]:
+    """The alternative translations of one English line, in order (one when not joined)."""
+    return _ALTERNATIVE.split(english)
+
+
 def _is_clean(german: str, english: str) -> bool:
     """Whether a sentence pair is free of dictionary notation."""
     both = f"{german} {english}"
@@ -296,18 +314,28 @@ def _single_words(line: str) -> list[str]:
 
 
 def split_pairs(
-    pairs: Iterable[Pair], seed: int = DEFAULT_SEED, dev: int = 500, test: int = 500
+    pairs: Iterable[Pair],
+    seed: int = DEFAULT_SEED,
+    dev: int = 500,
+    test: int = 500,
+    *,
+    as_published: bool = True,
 ) -> dict[str, list[Pair]]:
-    """Shuffle with `random.Random(seed)`; test takes the first `test`, dev the next `dev`."""
-    shuffled = list(pairs)
-    if len(shuffled) < dev + test:
-        raise ValueError(f"{len(shuffled)} pairs cannot fill dev={dev} and test={test}")
-    random.Random(seed).shuffle(shuffled)
-    return {
-        "train": shuffled[test + dev :],
-        "dev": shuffled[test : test + dev],
-        "test": shuffled[:test],
-    }
+    """Train, dev and test pairs. `as_published=False` uses `data_prep split`'s leak-free
+    grouping (data_prep.split): pairs sharing a German or an English sentence land in one
+    split, in dictionary order; a group too big for what is left of test or dev goes to
+    train, so those two may come out a little short."""
+    items = list(pairs)
+    if len(items) < dev + test:
+        raise ValueError(f"{len(items)} pairs cannot fill dev={dev} and test={test}")
+    if not as_published:
+        chosen = assign(groups(items), {"dev": dev, "test": test}, seed)
+        return {name: [items[index] for index in lines] for name, lines in chosen.items()}
+    # The published split was made by this shuffle, and its files list the pairs in the
+    # shuffled order; the grouping above would move the pairs whose English recurs and
+    # reorder every file, so reproducing the published bytes needs exactly this code.
+    random.Random(seed).shuffle(items)
+    return {"train": items[test + dev :], "dev": items[test : test + dev], "test": items[:test]}
 
 
 def build_corpus(
@@ -319,10 +347,12 @@ def build_corpus(
     *,
     as_published: bool = True,
 ) -> dict[str, Any]:
-    """Write `{train,dev,test}.{de,en}` and `lexicon.tsv` to `out_dir`; return a summary.
+    """Write `{train,dev,test}.{de,en}`, `{train,dev,test}.en.alt` (the further
+    alternatives of each English line) and `lexicon.tsv` to `out_dir`; return a summary.
 
-    Every file is written atomically. With the defaults the output equals the published
-    split (docs/data-prep.md, "FreeDict").
+    Every file is written atomically. With the defaults the pairs are those of the
+    published split (docs/data-prep.md, "FreeDict"), whose English lines are `.en` and
+    `.en.alt` joined with ", ".
     """
     deb, out_dir = Path(deb), Path(out_dir)
     check_output_dir(out_dir, overwrite=True, marker=None)
@@ -332,10 +362,16 @@ def build_corpus(
     pairs = sentence_pairs(entries, as_published=as_published)
     words = lexicon(entries, as_published=as_published)
     del entries
-    splits = split_pairs(pairs, seed=seed, dev=dev, test=test)
+    splits = split_pairs(pairs, seed=seed, dev=dev, test=test, as_published=as_published)
+    with_alternatives = {}
     for name, items in splits.items():
+        english = [alternatives(line) for _, line in items]
         write_lines(out_dir / f"{name}.de", (german for german, _ in items))
-        write_lines(out_dir / f"{name}.en", (english for _, english in items))
+        write_lines(out_dir / f"{name}.en", (alts[0] for alts in english))
+        write_lines(
+            out_dir / f"{name}.en.alt", (ALTERNATIVES_SEPARATOR.join(alts[1:]) for alts in english)
+        )
+        with_alternatives[name] = sum(len(alts) > 1 for alts in english)
     write_lines(out_dir / "lexicon.tsv", (f"{de}\t{' '.join(en)}" for de, en in words.items()))
     return {
         "package": deb.name,
@@ -344,5 +380,6 @@ def build_corpus(
         "as_published": as_published,
         "pairs": len(pairs),
         "splits": {name: len(items) for name, items in splits.items()},
+        "with_alternatives": with_alternatives,
         "lexicon": len(words),
     }

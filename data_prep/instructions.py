@@ -160,6 +160,9 @@ def negative_targets(pair: AlignedPair, i: int) -> list[int]:
     ]
 
 
+_ALIGN_TRIES = 5
+
+
 def _draw(rng: random.Random, ratio: float) -> int:
     whole = int(ratio)
     return whole + (rng.random() < ratio - whole)
@@ -175,9 +178,14 @@ class InstructionBuilder:
     _pools: dict[str, list[str]] = field(default_factory=dict)
     _pool_pos: dict[str, int] = field(default_factory=dict)
 
-    def samples(self, pair: AlignedPair) -> Iterator[Sample]:
+    def samples(self, pair: AlignedPair, repeat: int = 0) -> Iterator[Sample]:
+        """The samples of one pair; `repeat` > 0 when pair mixing uses the line again
+        (its own draws, so a repeated line yields other AlignInstruct/Hint/Revise samples)."""
         s = self.settings
-        rng = random.Random(f"{s.seed}|{s.stage}|{pair.src_lang}-{pair.tgt_lang}|{pair.line}")
+        again = f"|{repeat}" if repeat else ""
+        rng = random.Random(
+            f"{s.seed}|{s.stage}|{pair.src_lang}-{pair.tgt_lang}|{pair.line}{again}"
+        )
         views = [pair, pair.flipped()] if s.both_directions else [pair]
         for kind in self.kinds:
             if kind == "text":  # both sides whatever `directions` says: it is not translation
@@ -185,8 +193,9 @@ class InstructionBuilder:
                     yield from self._text(pair)
                 continue
             if kind == "align":
+                stated: set[tuple[str, str, bool]] = set()
                 for _ in range(_draw(rng, s.ratios.get(kind, 1.0))):
-                    yield from self._align(rng, rng.choice(views))
+                    yield from self._align(rng, rng.choice(views), stated)
                 continue
             for view in views:
                 for _ in range(_draw(rng, s.ratios.get(kind, 1.0))):
@@ -206,23 +215,37 @@ class InstructionBuilder:
         for lang, text in ((pair.src_lang, pair.src), (pair.tgt_lang, pair.tgt)):
             yield Sample("text", lang, lang, "", text)
 
-    def _align(self, rng: random.Random, view: AlignedPair) -> Iterator[Sample]:
+    def _align(
+        self, rng: random.Random, view: AlignedPair, stated: set[tuple[str, str, bool]]
+    ) -> Iterator[Sample]:
+        """One True/False assertion about a word pair of `view`. With several samples per
+        sentence pair (`ratios.align` > 1) the label is drawn for each (so the positive
+        share holds) and a word pair already stated for this sentence pair is not repeated:
+        it is redrawn a few times, then skipped."""
         config = self.settings.align
         positives = qualifying_links(view, config.links, config.min_consistency)
         if not positives:
             self.skipped["align_no_links"] += 1
             return
         label = rng.random() < self.settings.align.positive_share
-        i, j = rng.choice(positives)
-        if not label:
-            options = [(a, negative_targets(view, a)) for a, _ in positives]
-            options = [(a, js) for a, js in options if js]
-            if not options:
-                self.skipped["align_no_negative"] += 1
-                return
-            i, candidates = rng.choice(options)
-            j = rng.choice(candidates)
-        xw, yw = view.src_words[i].text, view.tgt_words[j].text
+        for _ in range(_ALIGN_TRIES):
+            i, j = rng.choice(positives)
+            if not label:
+                options = [(a, negative_targets(view, a)) for a, _ in positives]
+                options = [(a, js) for a, js in options if js]
+                if not options:
+                    self.skipped["align_no_negative"] += 1
+                    return
+                i, candidates = rng.choice(options)
+                j = rng.choice(candidates)
+            xw, yw = view.src_words[i].text, view.tgt_words[j].text
+            key = (xw, yw, label) if view.src_lang <= view.tgt_lang else (yw, xw, label)
+            if key not in stated:
+                stated.add(key)
+                break
+        else:
+            self.skipped["align_repeated"] += 1
+            return
         prompt, answer = self.settings.templates.align(
             *self._names(view), view.src, view.tgt, xw, yw, label
         )

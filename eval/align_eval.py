@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from core.devices import model_device
+from core.families import backbone, softcap_logits
 from core.fileio import write_json
 from core.typed_config import ConfigError
 from data_prep.contract.manifest import read_manifest
@@ -96,24 +98,24 @@ def read_samples(path: Path) -> list[AlignSample]:
 def _batch_logprobs(
     model: Any, rows: list[tuple[list[int], int]], pad: int, device: torch.device
 ) -> torch.Tensor:
-    """Summed log-probability of each row's tokens from `start` on, given those before.
-    Rows are right-padded; the LM head runs only at the scored positions."""
+    """Summed log-probability of each row's tokens from `start` on, given those before,
+    on `device` (the model's). Rows are right-padded; the LM head runs only at the scored
+    positions."""
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     select = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, (ids, start) in enumerate(rows):
+    for i, (ids, start) in enumerate(rows):  # built on the CPU, then moved in one copy each
         input_ids[i, : len(ids)] = torch.tensor(ids)
         mask[i, : len(ids)] = 1
         select[i, start - 1 : len(ids) - 1] = True  # positions that predict the answer
     input_ids, mask, select = input_ids.to(device), mask.to(device), select.to(device)
-    backbone = getattr(model, model.base_model_prefix)
-    hidden = backbone(input_ids=input_ids, attention_mask=mask)[0]
+    hidden = backbone(model)(input_ids=input_ids, attention_mask=mask)[0]
     targets = input_ids[:, 1:][select[:, :-1]]
-    logits = model.get_output_embeddings()(hidden[select]).float()
+    logits = softcap_logits(model, model.get_output_embeddings()(hidden[select]).float())
     token_lp = logits.log_softmax(-1).gather(1, targets[:, None])[:, 0]
     row_of = select.nonzero()[:, 0]
-    return torch.zeros(len(rows), device=device).index_add_(0, row_of, token_lp).cpu()
+    return torch.zeros(len(rows), device=device).index_add_(0, row_of, token_lp)
 
 
 @torch.inference_mode()
@@ -131,17 +133,18 @@ def answer_logprobs(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     rows = [(p + a, len(p)) for p in prompt_ids for a in answer_ids]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    device = next(model.parameters()).device
-    scores = torch.empty(len(rows))
+    device = model_device(model)
+    scores = torch.empty(len(rows), device=device)  # read back once, at the end
     done = 0
     for begin in range(0, len(order), batch_size):
         chunk = order[begin : begin + batch_size]
-        scores[chunk] = _batch_logprobs(model, [rows[i] for i in chunk], pad, device)
+        index = torch.tensor(chunk, device=device)
+        scores[index] = _batch_logprobs(model, [rows[i] for i in chunk], pad, device)
         if progress is not None:
             finished = (begin + len(chunk)) // len(answer_ids)
             progress(finished - done)
             done = finished
-    return scores.view(len(prompt_ids), len(answer_ids))
+    return scores.view(len(prompt_ids), len(answer_ids)).cpu()
 
 
 def _counts(labels: Sequence[bool], predictions: Sequence[bool]) -> dict[str, Any]:

@@ -17,7 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+
+from core.devices import compute_device
 
 _MODELS: dict[str, Any] = {}
 
@@ -90,12 +93,13 @@ def comet_score(
     hypotheses: Sequence[str],
     references: Sequence[str],
     batch_size: int = 32,
-    gpus: int | None = None,
+    device: torch.device | None = None,
 ) -> tuple[float, list[float]]:
     """Return (system score, segment scores) of `hypotheses` under a COMET checkpoint.
 
-    `gpus=None` uses one GPU when CUDA is available, else the CPU. The system score is the
-    mean of the segment scores, which come back in input order.
+    Runs on `device` (default this rank's GPU when there is one, else the CPU; one device,
+    so that ranks score their own directions side by side). The system score is the mean
+    of the segment scores, which come back in input order.
     """
     counts = (len(sources), len(hypotheses), len(references))
     if len(set(counts)) != 1:
@@ -106,15 +110,16 @@ def comet_score(
     if counts[0] == 0:
         raise ValueError("nothing to score: no segments given")
     model = load_comet(checkpoint)
-    if gpus is None:
-        import torch
-
-        gpus = 1 if torch.cuda.is_available() else 0
+    device = device or compute_device()
+    on_gpu = device.type == "cuda"
     samples = [
         {"src": str(s), "mt": str(h), "ref": str(r)}
         for s, h, r in zip(sources, hypotheses, references, strict=True)
     ]
     with quiet_lightning():
-        output = model.predict(samples, batch_size=batch_size, gpus=gpus, progress_bar=False)
+        output = model.predict(
+            samples, batch_size=batch_size, gpus=1 if on_gpu else 0,
+            devices=[device.index or 0] if on_gpu else None, progress_bar=False,
+        )  # fmt: skip
     scores = [float(x) for x in output.scores]
     return float(output.system_score), scores

@@ -3,12 +3,16 @@
     python -m eval run --config eval.yaml model=runs/full/export/model decode.num_beams=4
     python -m eval run --grid freedict corpus.path=runs/demo/corpus/ \
         --model runs/demo/mt/export/model --out runs/demo/mt/eval --max-new-tokens 64
+    python -m eval align --config eval.yaml align.data=shards/mt-align align.batch_size=16
 
 The command-line flags are aliases of config keys (`--model` is `model=`, `--beams` is
-`decode.num_beams=`, `--max-new-tokens` is `decode.max_new_tokens=`, ...) and win over
-the YAML. Overrides of the grid named by `grid` may be mixed in: a key that is a grid
-field (`corpus.path=`, `max_sentences=`, `pairs=[de-en]`, `language_names.kha=Khasi`),
-or any key spelled `grid.KEY=`. Every problem of both is listed at once (ConfigError).
+`decode.num_beams=`, `--max-new-tokens` is `decode.max_new_tokens=`, the cap of each
+sentence's budget min(cap, ceil(decode.length_ratio x source tokens) +
+decode.length_slack); for `eval align`, `--data` is `align.data=`, `--batch-size`
+`align.batch_size=`, ...) and win over the YAML. Overrides of the grid named by `grid`
+may be mixed in: a key that is a grid field (`corpus.path=`, `max_sentences=`,
+`pairs=[de-en]`, `language_names.kha=Khasi`), or any key spelled `grid.KEY=`. Every
+problem of both is listed at once (ConfigError).
 """
 
 from __future__ import annotations
@@ -38,23 +42,57 @@ FLAG_KEYS = {
     "batch_size": "decode.batch_size",
     "beams": "decode.num_beams",
     "max_new_tokens": "decode.max_new_tokens",
+    # eval align
+    "data": "align.data",
+    "align_batch_size": "align.batch_size",
+    "max_samples": "align.max_samples",
 }
 
 
 @dataclass(frozen=True)
+class AlignEvalConfig:
+    """`eval align`: AlignInstruct accuracy on a build's held-out samples."""
+
+    data: str | None = None
+    """The data-prep build folder whose dev/align.jsonl is scored; required by `eval align`."""
+    batch_size: int = 32
+    """Samples scored per forward pass."""
+    max_samples: int | None = None
+    """Score only the first N samples; none: all."""
+
+    def problems(self, key: str) -> list[str]:
+        found = [] if self.batch_size >= 1 else [f"{key}.batch_size: must be >= 1"]
+        if self.max_samples is not None and self.max_samples < 1:
+            found.append(f"{key}.max_samples: must be >= 1 (or null for all)")
+        return found
+
+
+@dataclass(frozen=True)
 class EvalConfig:
-    """`grid`: a grid YAML or a shipped name (freedict, opus100). `model`: a model folder
-    or hub name (the base model with `adapter`, a LoRA adapter folder merged into it).
-    `templates`: template overrides (YAML), as used for the training data. `comet`: a
-    COMET checkpoint (.ckpt). `out`: the eval folder (hyps/, scores, this config)."""
+    """What `eval run`, `eval score` and `eval align` evaluate, with what, and where the
+    results go; each field's meaning is below it (`python -m core.typed_config --list
+    eval.config:EvalConfig` lists them)."""
 
     grid: str = "freedict"
+    """A grid YAML or a shipped grid name (freedict, opus100): the directions to score."""
     model: str | None = None
+    """A model folder or hub name; with `adapter`, the base model."""
     adapter: str | None = None
+    """A LoRA adapter folder, merged into `model` before decoding."""
     out: str | None = None
+    """The eval folder (hyps/, refs/, scores, this config, align.json); required."""
     templates: str | None = None
+    """Template overrides (YAML), as used for the training data; none: the defaults."""
     comet: str | None = None
+    """A COMET checkpoint (.ckpt) to score with, on this rank's GPU when there is one;
+    none: no COMET."""
+    comet_batch_size: int = 32
+    """Segments COMET scores per forward pass."""
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    align: AlignEvalConfig = field(default_factory=AlignEvalConfig)
+    comet_uncovered_in_averages: bool = False
+    """Also average COMET over directions with a language outside its encoder's
+    pre-training languages (eval.coverage; docs/evaluation-metrics.md); flagged either way."""
 
     def problems(self, key: str) -> list[str]:
         d, found = self.decode, []
@@ -63,6 +101,12 @@ class EvalConfig:
             value = getattr(d, name)
             if isinstance(value, int) and value < 1:
                 found.append(f"decode.{name}: must be >= 1")
+        if isinstance(d.length_ratio, (int, float)) and d.length_ratio <= 0:
+            found.append("decode.length_ratio: must be > 0 (or null: every sentence gets the cap)")
+        if isinstance(d.length_slack, int) and d.length_slack < 0:
+            found.append("decode.length_slack: must be >= 0")
+        if isinstance(self.comet_batch_size, int) and self.comet_batch_size < 1:
+            found.append("comet_batch_size: must be >= 1")
         if isinstance(d.refill_fraction, float) and not 0 < d.refill_fraction <= 1:
             found.append("decode.refill_fraction: must be in (0, 1]")
         if not self.out:

@@ -21,12 +21,15 @@ from pathlib import Path
 
 from core.resources import resolve
 from core.typed_config import load_config
-from data_prep.contract.languages import OPUS100_LANGUAGES, language_name
+from data_prep.contract.languages import language_name, pair_codes, unknown_codes
 from data_prep.contract.readers import (
     CorpusError,
     CorpusSpec,
+    alternatives_file,
     corpus_files,
+    count_lines,
     decode_line,
+    read_alternatives,
     read_pairs,
 )
 
@@ -47,19 +50,18 @@ class GridConfig:
     language_names: dict[str, str] = field(default_factory=dict)
 
     def problems(self, key: str) -> list[str]:
-        found = [f"pairs: {p!r} is not src-tgt" for p in self.pairs if len(p.split("-")) != 2]
-        known = set(OPUS100_LANGUAGES) | set(self.language_names)
+        found = [f"pairs: {p!r} is not src-tgt" for p in self.pairs if pair_codes(p) is None]
         codes = [c for p in self.pairs for c in p.split("-")] + self.supervised + self.zeroshot
         found += [
             f"unknown language code {c!r}; add it to language_names "
             f"(e.g. language_names: {{{c}: Name}})"
-            for c in sorted(set(codes) - known)
+            for c in unknown_codes(codes, self.language_names)
         ]
         if not (self.pairs or self.supervised or self.zeroshot):
             found.append("name at least one direction (pairs, supervised or zeroshot)")
         if self.max_sentences is not None and self.max_sentences < 1:
             found.append("max_sentences: must be >= 1 (or null for all)")
-        if any(len(p.split("-")) != 2 for p in self.pairs):
+        if any(pair_codes(p) is None for p in self.pairs):
             return found
         ordered = ordered_pairs(self)
         unordered = {frozenset(p) for p in ordered}
@@ -116,17 +118,28 @@ class Direction:
 @dataclass(frozen=True)
 class TestSet:
     """A direction's sources and references, every line kept (a test set is never
-    cleaned), cut at the grid's `max_sentences`."""
+    cleaned), cut at the grid's `max_sentences`. `alternatives`: where the corpus gives
+    them (`{reference file}.alt`), each segment's further references (empty: none), else
+    an empty list."""
 
     sources: list[str]
     references: list[str]
+    alternatives: list[list[str]] = field(default_factory=list)
 
     def sha256(self) -> dict[str, str]:
         """Hashes of exactly the text decoded and scored."""
-        return {
+        found = {
             "sources": _text_hash(self.sources),
             "references": _text_hash(self.references),
         }
+        if self.alternatives:
+            found["alternatives"] = _text_hash(["\t".join(alts) for alts in self.alternatives])
+        return found
+
+    @property
+    def reference_count(self) -> int:
+        """The most references a segment has."""
+        return 1 + max((len(alts) for alts in self.alternatives), default=0)
 
 
 def _text_hash(lines: list[str]) -> str:
@@ -188,7 +201,16 @@ def read_test_set(direction: Direction) -> TestSet:
             break
         sources.append(_text(pair.src, direction, pair.line))
         references.append(_text(pair.tgt, direction, pair.line))
-    return TestSet(sources, references)
+    return TestSet(sources, references, read_test_alternatives(direction, len(references)))
+
+
+def read_test_alternatives(direction: Direction, segments: int) -> list[list[str]]:
+    """The first `segments` segments' alternative references, when the corpus has them."""
+    path = alternatives_file(direction.corpus, direction.src, direction.tgt, direction.split)
+    if path is None or not path.is_file():
+        return []
+    target = direction.files[1]
+    return read_alternatives(path, count_lines(target))[:segments]
 
 
 def read_test_sets(found: list[Direction]) -> dict[str, TestSet]:

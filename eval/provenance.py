@@ -108,3 +108,63 @@ def reusable(hyp_path: Path, meta_path: Path, meta: dict[str, Any]) -> bool:
     except (OSError, ValueError):
         return False
     return recorded == meta and complete_lines(hyp_path, meta["sentences"])
+
+
+# What a direction's hypotheses must have been decoded from for `eval score` to pair
+# them with the grid's references: the meta fields that come from the grid, not the model.
+GRID_FIELDS = (
+    "direction",
+    "corpus",
+    "split",
+    "language_names",
+    "max_sentences",
+    "sentences",
+    "test_files",
+    "text_sha256",
+)
+
+
+def stale_problems(out: Path, found: list[Direction], test_sets: dict[str, TestSet]) -> list[str]:
+    """One problem per direction whose hypotheses were not decoded from the grid's
+    current inputs (test files, text read, split, corpus, names, cap), naming what
+    differs; `eval run` with the same --out decodes exactly those again."""
+    hashes, problems = FileHashes(), []
+    for direction in found:
+        meta_path = out / "hyps" / f"{direction.name}.meta.json"
+        hyp_path = out / "hyps" / f"{direction.name}.txt"
+        if not hyp_path.is_file():
+            continue  # read_hypotheses names a missing file
+        expected = meta_for(direction, test_sets[direction.name], {}, hashes.of(direction))
+        try:
+            recorded = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            problems.append(
+                f"{direction.name}: {meta_path} is missing or unreadable, so nothing says "
+                "which test set the hypotheses were decoded from"
+            )
+            continue
+        differ = [key for key in GRID_FIELDS if recorded.get(key) != expected[key]]
+        if differ:
+            details = ", ".join(
+                f"{key} (decoded from {_short(recorded.get(key))}, grid now "
+                f"{_short(expected[key])})"
+                for key in differ
+            )
+            problems.append(f"{direction.name}: {hyp_path} is stale: {details}")
+    if problems:
+        problems.append(
+            "these hypotheses were not decoded from the grid's current inputs and would be "
+            "scored against the wrong references; run `python -m eval run` with the same "
+            "grid, --model and --out to decode the stale directions again (the others are "
+            "kept), or point the grid back at the inputs they were decoded from"
+        )
+    return problems
+
+
+def _short(value: Any) -> str:
+    """A meta value for a message: hashes cut to 12 characters."""
+    if isinstance(value, str) and len(value) == 64:
+        return value[:12]
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
+    return repr(value)

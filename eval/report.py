@@ -2,7 +2,8 @@
 significance tests against the baseline, AlignInstruct accuracy, training cost, plots.
 
     python -m eval report runs/full-mt runs/full-mt-align runs/lora-mt --baseline full-mt \
-        --out reports/cmp [--paired bs|ar] [--resamples N] [--seed S] [--labels a,b,c]
+        --out reports/cmp [--paired bs|ar] [--resamples N] [--seed S] [--labels a,b,c] \
+        [--correction holm|bonferroni|none]
 
 Each RUN is a training run folder (with `eval/scores.json`) or an eval folder (with
 `scores.json`; the run's `summary.json`, `config.json` and `metrics.jsonl` are looked for
@@ -10,26 +11,43 @@ one level up). Labels are the run folder names; where two clash, the last two pa
 their paths (`full/eval`, `full/eval-beam4`); `--labels` names them explicitly. Per
 direction, every system is tested against the baseline on BLEU and chrF++ (and COMET
 where scored) with sacreBLEU's paired bootstrap (or approximate randomization) on the
+<<<<<<< HEAD
 `hyps/` and `refs/` that `eval run` wrote (`eval.significance`). `align.json` (from
 `python -m eval align --out EVAL_FOLDER`) gives each run's AlignInstruct accuracy.
 `--sanity EVAL_FOLDER` opens the report with a memorisation check: the scores of a model
 that was trained on its own test pairs through the same commands.
+=======
+`hyps/` and `refs/` that `eval run` wrote (`eval.significance`), against all references
+where the test set has alternatives; "significant in k of N directions" is corrected for
+the N comparisons (Holm-Bonferroni by default, `--correction`), the raw p-values kept.
+COMET is tested and averaged only on directions its encoder covers, unless the scores
+were made with `comet_uncovered_in_averages=true`. The off-target rate (eval.offtarget)
+gets its own table. `align.json` (from `python -m eval align --out EVAL_FOLDER`) gives each
+run's AlignInstruct accuracy.
+>>>>>>> main
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.families import family_named
 from core.fileio import write_json, write_lines
 from core.typed_config import ConfigError
 from data_prep.contract.readers import CorpusError, read_lines
+from eval.report_model import Run
 from eval.report_plots import plot_all
+from eval.scoring import ALTERNATIVES_SEPARATOR, METRICS, UNCOVERED_MARK
 from eval.scoring import AVERAGE_GROUPS as AVERAGE_ROWS
-from eval.scoring import METRICS
-from eval.significance import PairedSettings, paired_segment_tests, paired_text_tests
+from eval.significance import (
+    CORRECTION_NAMES,
+    PairedSettings,
+    correct,
+    paired_segment_tests,
+    paired_text_tests,
+)
 
 COST_KEYS = (
     ("finetune", "fine-tuning", "{}"),
@@ -40,33 +58,10 @@ COST_KEYS = (
     ("wall_seconds", "wall time (s)", "{:,.1f}"),
 )
 METRIC_TITLES = {"bleu": "BLEU", "chrf": "chrF++", "comet": "COMET"}
+OFF_TARGET = "off_target"
 # Below the smallest BLOOMZ (560m): a toy model, whose scores only show the pipeline works.
 TOY_PARAMETERS = 100_000_000
 TEST_NAMES = {"bs": "paired bootstrap resampling", "ar": "paired approximate randomization"}
-
-
-@dataclass
-class Run:
-    label: str
-    source: Path  # the folder given on the command line
-    eval_dir: Path
-    run_dir: Path | None
-    scores: dict[str, Any]
-    summary: dict[str, Any] | None = None
-    config: dict[str, Any] | None = None
-    manifest: dict[str, Any] | None = None
-    align: dict[str, Any] | None = None
-    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-
-    def value(self, row: str, metric: str) -> float | None:
-        source = self.scores["averages"] if row in AVERAGE_ROWS else self.scores["directions"]
-        return source.get(row, {}).get(metric)
-
-    def kinds(self) -> list[str] | None:
-        """Instruction types the run trained on (from its build's manifest)."""
-        if not self.manifest:
-            return None
-        return sorted({k for stage in self.manifest.get("stages", []) for k in stage["kinds"]})
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -161,19 +156,27 @@ def _check(path: Path, lines: list[Any], refs: list[str]) -> None:
         )
 
 
+def _references(run: Run, direction: str) -> tuple[list[str] | None, list[str] | None]:
+    """A run's saved first references of a direction and its alternatives file's lines."""
+    refs = run.eval_dir / "refs"
+    return _lines(refs / f"{direction}.txt"), _lines(refs / f"{direction}.alt.txt")
+
+
 def direction_tests(
     runs: list[Run], base: Run, direction: str, settings: PairedSettings
 ) -> dict[str, Any] | None:
     """{metric: {label: result}} for one direction, over the runs scored on the same
     references as the baseline; None when the baseline has no references saved."""
-    refs = _lines(base.eval_dir / "refs" / f"{direction}.txt")
+    refs, alt_lines = _references(base, direction)
     if refs is None or not (base.eval_dir / "hyps" / f"{direction}.txt").is_file():
         return None
+    if alt_lines is not None:
+        _check(base.eval_dir / "refs" / f"{direction}.alt.txt", alt_lines, refs)
     systems, comet = [], []
     for run in [base, *(r for r in runs if r is not base)]:
         hyp_path = run.eval_dir / "hyps" / f"{direction}.txt"
         hyps = _lines(hyp_path)
-        if hyps is None or _lines(run.eval_dir / "refs" / f"{direction}.txt") != refs:
+        if hyps is None or _references(run, direction) != (refs, alt_lines):
             continue  # not decoded, or on other references: no paired test
         _check(hyp_path, hyps, refs)
         systems.append((run.label, hyps))
@@ -183,8 +186,11 @@ def direction_tests(
             _check(segments_path, segments, refs)
             comet.append((run.label, segments))
     target = direction.split("-")[-1]
-    result = paired_text_tests(systems, refs, target, settings)
-    if comet and comet[0][0] == base.label and len(comet) > 1:
+    alternatives = None
+    if alt_lines is not None:
+        alternatives = [[a for a in line.split(ALTERNATIVES_SEPARATOR) if a] for line in alt_lines]
+    result = paired_text_tests(systems, refs, target, settings, alternatives)
+    if comet and comet[0][0] == base.label and len(comet) > 1 and base.comet_tested(direction):
         result["comet"] = paired_segment_tests(comet, "comet", settings)
     return result
 
@@ -195,6 +201,7 @@ def significance(runs: list[Run], base: Run, settings: PairedSettings) -> dict[s
         tests = direction_tests(runs, base, direction, settings)
         if tests is not None:
             result[direction] = tests
+    correct(result, base.label, settings.correction)
     return result
 
 
@@ -221,9 +228,14 @@ def _interval(test: dict[str, Any] | None) -> str:
 
 
 def _p(test: dict[str, Any] | None) -> str:
+    """The raw p-value; the corrected one in parentheses where it differs."""
     if not test or test.get("p_value") is None:
         return ""
-    return f"{test['p_value']:.3f}" + (" *" if test["significant"] else "")
+    adjusted = test.get("p_adjusted")
+    shown = f"{test['p_value']:.3f}"
+    if adjusted is not None and f"{adjusted:.3f}" != shown:
+        shown += f" ({adjusted:.3f})"
+    return shown + (" *" if test["significant"] else "")
 
 
 def metric_table(
@@ -238,6 +250,10 @@ def metric_table(
     for row in rows:
         found = tests.get(row, {}).get(metric, {}).get("systems", {})
         name = f"**avg {row}**" if row in AVERAGE_ROWS else row
+        if metric == "comet" and not base.scores["directions"].get(row, {}).get(
+            "comet_covered", True
+        ):
+            name += f" {UNCOVERED_MARK}"
         cells = [name, _fmt(base.value(row, metric)) + _interval(found.get(base.label))]
         for run in others:
             test = found.get(run.label)
@@ -281,7 +297,9 @@ def _significant_count(
     return tested, better, worse
 
 
-def headline(run: Run, base: Run, metrics: list[str], tests: dict[str, Any]) -> str:
+def headline(
+    run: Run, base: Run, metrics: list[str], tests: dict[str, Any], correction: str = "holm"
+) -> str:
     parts = []
     for metric in metrics:
         groups = [g for g in AVERAGE_ROWS if base.value(g, metric) is not None]
@@ -291,8 +309,16 @@ def headline(run: Run, base: Run, metrics: list[str], tests: dict[str, Any]) -> 
         tested, better, worse = _significant_count(run, base, metric, tests)
         if tested:
             deltas += f" (significant in {better + worse} of {tested} directions"
-            deltas += f": {better} better, {worse} worse)"
+            deltas += f": {better} better, {worse} worse"
+            name = CORRECTION_NAMES[correction]
+            deltas += (f"; {name}-corrected" if correction != "none" else "") + ")"
         parts.append(f"{metric}: {deltas}")
+    groups = [g for g in AVERAGE_ROWS if base.value(g, OFF_TARGET) is not None]
+    if groups:
+        parts.append("off-target %: " + ", ".join(
+            f"{g} {_fmt(base.value(g, OFF_TARGET))} -> {_fmt(run.value(g, OFF_TARGET))}"
+            for g in groups
+        ))  # fmt: skip
     cost = ""
     if run.summary and base.summary:
         ratio = run.summary["tokens"] / max(base.summary["tokens"], 1)
@@ -306,10 +332,26 @@ def headline(run: Run, base: Run, metrics: list[str], tests: dict[str, Any]) -> 
 
 def _model_cell(run: Run) -> str:
     model = (run.config or {}).get("model") or {}
-    name = "tiny random BLOOM" if model.get("tiny") else model.get("name")
+    name = f"tiny random {_tiny_family(run)}" if model.get("tiny") else model.get("name")
     name = name or (run.summary or {}).get("model", "n/a")
     total = (run.summary or {}).get("total_parameters")
     return f"{name} ({total:,} params)" if total else str(name)
+
+
+def _tiny_family(run: Run) -> str:
+    """The family of a run's tiny random model (runs before model.tiny_family: BLOOM)."""
+    return str(((run.config or {}).get("model") or {}).get("tiny_family", "bloom"))
+
+
+def _lora_targets(run: Run) -> str:
+    """The configured targets, or the model family's default ones (an empty list)."""
+    lora = (run.config or {}).get("lora") or {}
+    if lora.get("target_modules"):
+        return ", ".join(lora["target_modules"])
+    model = (run.config or {}).get("model") or {}
+    if model.get("tiny"):
+        return ", ".join(family_named(_tiny_family(run)).lora_targets)
+    return "the model family's default modules"
 
 
 def _finetune_cell(run: Run) -> str:
@@ -317,8 +359,7 @@ def _finetune_cell(run: Run) -> str:
     kind = config.get("finetune") or summary.get("finetune", "n/a")
     if kind == "lora" and config.get("lora"):
         lora = config["lora"]
-        targets = ", ".join(lora.get("target_modules", []))
-        kind = f"LoRA r={lora.get('rank')} alpha={lora.get('alpha')} on {targets}"
+        kind = f"LoRA r={lora.get('rank')} alpha={lora.get('alpha')} on {_lora_targets(run)}"
     trainable = summary.get("trainable_parameters")
     return kind + (f", {trainable:,} trainable" if trainable else "")
 
@@ -351,15 +392,22 @@ def toy_note(runs: list[Run]) -> list[str]:
     tiny = any(((r.config or {}).get("model") or {}).get("tiny") for r in runs)
     if not tiny and (not sizes or max(sizes) >= TOY_PARAMETERS):
         return []
-    size = f"at most {max(sizes):,} parameters" if sizes else "tiny random BLOOMs"
+    families = sorted(
+        {_tiny_family(r) for r in runs if ((r.config or {}).get("model") or {}).get("tiny")}
+    )
+    size = (
+        f"at most {max(sizes):,} parameters"
+        if sizes
+        else f"tiny random {', '.join(families) or 'models'}"
+    )
     minutes = max((r.summary or {}).get("wall_seconds", 0) for r in runs) / 60
     return [
         "",
         f"**These are toy models** ({size}, each trained for at most {minutes:.1f} "
         "minutes): the scores show that the pipeline works end to end, "
-        "not what AlignInstruct or LoRA do at scale. The commands for a real BLOOMZ "
-        "(560m to 7b1 on OPUS-100) are in docs/training.md and docs/evaluation.md."
-        + _toy_lora_note(runs),
+        "not what AlignInstruct or LoRA do at scale. The commands for real models "
+        "(BLOOMZ 560m to 7b1 and current Qwen, Llama and Gemma models on OPUS-100) are in "
+        "docs/training.md, docs/evaluation.md and docs/model-families.md." + _toy_lora_note(runs),
     ]
 
 
@@ -373,10 +421,10 @@ def _toy_lora_note(runs: list[Run]) -> str:
         share = f", {trainable / total:.0%} of the model" if trainable and total else ""
         count = f": {trainable:,} trainable parameters{share}" if trainable else ""
         return (
-            f" LoRA ({run.label}) adapts {', '.join(lora.get('target_modules', []))} at rank "
+            f" LoRA ({run.label}) adapts {_lora_targets(run)} at rank "
             f"{lora.get('rank')}{count}, chosen so that it can learn at this size: with the "
-            "paper-scale default, query_key_value at rank 8, a model this small has a few "
-            "thousand trainable parameters and its loss barely moves."
+            "paper-scale default (rank 8 on the attention projections), a model this small "
+            "has a few thousand trainable parameters and its loss barely moves."
         )
     return ""
 
@@ -397,9 +445,65 @@ def settings_note(settings: PairedSettings, tests: dict[str, Any]) -> list[str]:
         f"Significance: {TEST_NAMES[settings.paired]} against the baseline with sacreBLEU's "
         f"own `PairedTest`, {draws}, seed {settings.seed}. Scores are shown as `score "
         "(bootstrap mean ± half-width of the 95% interval)`; `p` is the p-value of the "
-        "difference to the baseline, `*` marks p < 0.05 (a zero difference never). COMET is "
-        "tested as the mean of its segment scores with the same code.",
+        "difference to the baseline. COMET is tested as the mean of its segment scores with "
+        "the same code. " + _correction_note(settings.correction, tests),
     ]
+
+
+def _correction_note(correction: str, tests: dict[str, Any]) -> str:
+    if correction == "none":
+        return ("`*` marks p < 0.05 (a zero difference never), uncorrected for the "
+                f"{len(tests)} directions compared.")  # fmt: skip
+    return (
+        f"Multiple comparisons: {CORRECTION_NAMES[correction]} correction over the "
+        f"{len(tests)} directions, per run and metric; `p` is the raw p-value, in "
+        "parentheses the corrected one where it differs, and `*` marks a corrected "
+        "p < 0.05 (a zero difference never)."
+    )
+
+
+def off_target_table(runs: list[Run], base: Run) -> list[str]:
+    """Off-target % per direction and group average, each run beside the baseline."""
+    rows = list(base.scores["directions"]) + [
+        r for r in AVERAGE_ROWS if base.value(r, OFF_TARGET) is not None
+    ]
+    others = [r for r in runs if r is not base]
+    head = ["", base.label] + [c for r in others for c in (r.label, "Δ")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        name = f"**avg {row}**" if row in AVERAGE_ROWS else row
+        value = base.value(row, OFF_TARGET)
+        cells = [name, "n/a" if value is None else _fmt(value)]
+        for run in others:
+            mine = run.value(row, OFF_TARGET)
+            cells += ["n/a" if mine is None else _fmt(mine), _delta(mine, value)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def off_target_note(base: Run) -> list[str]:
+    identifier = base.scores.get("off_target_identifier") or {}
+    uncovered = [d for d, e in base.scores["directions"].items() if e.get(OFF_TARGET) is None]
+    text = (
+        "Share of hypotheses (%) the language identifier "
+        f"({identifier.get('package', 'n/a')}, {identifier.get('model', '')}) does not "
+        "identify as the target language; lower is better. Averages are over the "
+        "directions with a rate."
+    )
+    if uncovered:
+        text += f" n/a: the identifier has no label for the target of {', '.join(uncovered)}."
+    return ["", text]
+
+
+def comet_note(base: Run) -> list[str]:
+    uncovered = [d for d, e in base.scores["directions"].items() if e.get("comet_covered") is False]
+    if not uncovered:
+        return []
+    averaged = bool(base.scores.get("comet_uncovered_in_averages"))
+    return ["", f"{UNCOVERED_MARK}: a language of the direction is outside the COMET "
+            "encoder's pre-training languages (XLM-R); its score is unreliable and "
+            + ("included in the averages and tests, as asked." if averaged
+               else "left out of the averages and tests.")]  # fmt: skip
 
 
 # --- AlignInstruct --------------------------------------------------------------------
@@ -484,12 +588,16 @@ def report(
     lines += ["## What was compared", ""]
     lines += compared_table(runs) + toy_note(runs)
     lines += ["", "## Results", ""]
-    lines += [headline(r, base, metrics, tests) for r in runs if r is not base] or [
-        "(one run: no comparison)"
-    ]
+    lines += [
+        headline(r, base, metrics, tests, settings.correction) for r in runs if r is not base
+    ] or ["(one run: no comparison)"]
     lines += settings_note(settings, tests) if len(runs) > 1 else []
     for metric in metrics:
         lines += ["", f"## {METRIC_TITLES[metric]}", "", *metric_table(runs, base, metric, tests)]
+        lines += comet_note(base) if metric == "comet" else []
+    if base.value("all", OFF_TARGET) is not None:
+        lines += ["", "## Off-target rate", "", *off_target_table(runs, base)]
+        lines += off_target_note(base)
     lines += ["", "## AlignInstruct accuracy (held-out dev samples)", "", *align_table(runs)]
     lines += ["", "## Training cost", "", *cost_table(runs), ""]
     images = plot_all(runs, base, metrics, tests, folder)

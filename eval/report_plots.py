@@ -4,12 +4,10 @@ curves of every run on one figure, and AlignInstruct accuracy per run."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from eval.report_model import Run
 from eval.scoring import AVERAGE_GROUPS
-
-if TYPE_CHECKING:
-    from eval.report import Run
 
 
 def _legend_above(fig: Any, ax: Any, columns: int) -> None:

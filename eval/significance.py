@@ -12,6 +12,11 @@ mean with the half-width of its 95% interval (for `ar`, from a separate bootstra
 sacreBLEU reads its seed from `SACREBLEU_SEED` (the baseline's interval) and passes it on
 to each comparison; `seeded` sets it for the duration of a test. A seed of 0 would
 leave the comparisons unseeded in sacreBLEU, so seeds start at 1.
+
+A report tests each system on every direction: N tests per system and metric, so some
+would come out "significant" by chance alone. `adjust` corrects the p-values of each such
+family for multiple comparisons (Holm-Bonferroni by default, Bonferroni, or none) and
+`significant` follows the corrected p-value; the raw one is kept as `p_value`.
 """
 
 from __future__ import annotations
@@ -23,15 +28,16 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.metrics.base import Metric, Score, Signature
 from sacrebleu.significance import PairedTest
 
 from core.typed_config import ConfigError
-from eval.scoring import bleu_tokenizer
+from eval.scoring import reference_streams, text_metrics
 
 ALPHA = 0.05
 DEFAULT_RESAMPLES = {"bs": 1000, "ar": 10000}  # sacreBLEU's command-line defaults
+CORRECTIONS = ("holm", "bonferroni", "none")
+CORRECTION_NAMES = {"holm": "Holm-Bonferroni", "bonferroni": "Bonferroni", "none": "none"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class PairedSettings:
     resamples: int = 0  # 0: sacreBLEU's default for the test (1000 bs, 10000 ar)
     seed: int = 12345  # sacreBLEU's default seed
     confidence_resamples: int = 1000  # bootstrap resamples for the intervals of `ar`
+    correction: str = "holm"  # for multiple comparisons over a report's directions
 
     def __post_init__(self) -> None:
         problems = []
@@ -49,6 +56,8 @@ class PairedSettings:
             problems.append(f"--resamples: {self.resamples} must be >= 1 (0: the default)")
         if self.seed < 1:
             problems.append(f"--seed: {self.seed} must be >= 1 (sacreBLEU leaves 0 unseeded)")
+        if self.correction not in CORRECTIONS:
+            problems.append(f"--correction: {self.correction!r} is not one of {CORRECTIONS}")
         if problems:
             raise ConfigError("report", problems)
 
@@ -153,13 +162,13 @@ def paired_text_tests(
     references: Sequence[str],
     target_lang: str,
     settings: PairedSettings,
+    alternatives: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """BLEU (tokenizer by target language) and chrF++ of each system against the first."""
-    metrics: dict[str, Metric] = {
-        "bleu": BLEU(tokenize=bleu_tokenizer(target_lang)),
-        "chrf": CHRF(word_order=2),
-    }
-    return _run(systems, metrics, [list(references)], settings)
+    """BLEU (tokenizer by target language) and chrF++ of each system against the first,
+    on all references (the first, and each segment's alternatives)."""
+    metrics = text_metrics(target_lang)
+    streams: Any = reference_streams(references, alternatives)
+    return _run(systems, metrics, streams, settings)
 
 
 def paired_segment_tests(
@@ -167,3 +176,45 @@ def paired_segment_tests(
 ) -> dict[str, Any]:
     """A mean-of-segments metric (COMET) of each system against the first."""
     return _run(systems, {label: SegmentMean(label)}, None, settings)[label]
+
+
+def adjusted_p_values(p_values: Sequence[float], method: str) -> list[float]:
+    """p-values adjusted for multiple comparisons, in the given order.
+
+    `holm`: Holm's step-down (Holm 1979): sorted ascending, the i-th smallest (from 0) is
+    multiplied by (m - i), capped at 1 and made non-decreasing. `bonferroni`: each times
+    m, capped at 1. `none`: as given. Rejecting where the adjusted value is below alpha is
+    the same decision as comparing the raw values with the methods' thresholds.
+    """
+    m = len(p_values)
+    if method == "none":
+        return list(p_values)
+    if method == "bonferroni":
+        return [min(1.0, m * p) for p in p_values]
+    if method != "holm":
+        raise ValueError(f"unknown correction {method!r}; one of {CORRECTIONS}")
+    adjusted = [0.0] * m
+    running = 0.0
+    for i, index in enumerate(sorted(range(m), key=lambda k: p_values[k])):
+        running = max(running, min(1.0, (m - i) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def correct(tests: dict[str, dict[str, Any]], base: str, method: str) -> None:
+    """Adjust, in place, the p-values of each (metric, system) family over the directions
+    of `tests` ({direction: {metric: {"systems": {label: result}}}}): each result gets
+    `p_adjusted`, and `significant` follows it (a zero difference still never counts)."""
+    families: dict[tuple[str, str], list[tuple[dict[str, Any], float | None]]] = {}
+    for found in tests.values():
+        for metric, result in found.items():
+            systems = result["systems"]
+            base_score = systems[base]["score"] if base in systems else None
+            for label, res in systems.items():
+                if res["p_value"] is not None:
+                    families.setdefault((metric, label), []).append((res, base_score))
+    for family in families.values():
+        adjusted = adjusted_p_values([res["p_value"] for res, _ in family], method)
+        for (res, base_score), p in zip(family, adjusted, strict=True):
+            res["p_adjusted"] = p
+            res["significant"] = bool(p < ALPHA and res["score"] != base_score)

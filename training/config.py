@@ -1,9 +1,14 @@
 """Typed training config: YAML + `key=value` overrides, validated before any rank starts.
 
 Batch arithmetic has one source of truth: `train_batch_size = micro_batch_size *
-grad_accum * world_size`. The DeepSpeed JSON in `ds_configs/` keeps "auto" for every
-value the code fills (batch sizes, optimizer and scheduler, precision); a concrete value
-there that disagrees with this config is an error.
+grad_accum * world_size` (`TrainConfig.train_batch_size`). A recipe states
+`global_batch_size` (rows per optimizer step) and `grad_accum` follows from it, the micro
+batch and the world size, so 1 x 8 and 2 x 8 GPUs train the same steps; a combination that
+does not divide is a config error before launch. Without `global_batch_size`, `grad_accum`
+(default 1) is taken as given and the global batch grows with the world size (the old
+behaviour); with both, they must agree. The DeepSpeed JSON in `ds_configs/` keeps "auto"
+for every value the code fills (batch sizes, optimizer and scheduler, precision); a
+concrete value there that disagrees with this config is an error.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from core.families import FAMILIES
 from core.resources import resolve, shipped_names
 from core.typed_config import ConfigError, load_config
 
@@ -22,6 +28,17 @@ MODEL_PRESETS = {
     "bloomz-3b": "bigscience/bloomz-3b",
     "bloomz-7b1": "bigscience/bloomz-7b1",
 }
+# Current open models (training/presets.py holds their config.json for offline planning).
+FAMILY_PRESETS = {
+    "qwen2.5-1.5b": "Qwen/Qwen2.5-1.5B-Instruct",
+    "qwen2.5-7b": "Qwen/Qwen2.5-7B-Instruct",
+    "llama-3.2-1b": "meta-llama/Llama-3.2-1B-Instruct",
+    "llama-3.2-3b": "meta-llama/Llama-3.2-3B-Instruct",
+    "llama-3.1-8b": "meta-llama/Llama-3.1-8B-Instruct",
+    "gemma-2-2b": "google/gemma-2-2b-it",
+    "gemma-2-9b": "google/gemma-2-9b-it",
+}
+FAMILY_NAMES = tuple(f.name for f in FAMILIES)
 # Shipped DeepSpeed JSON (package `ds_configs`), by name: zero3, zero3_offload, zero2.
 DS_CONFIGS_PACKAGE = "ds_configs"
 # Shipped training configs (package `training.configs`), by name: tiny-cpu, bloomz-1b1-full...
@@ -30,13 +47,17 @@ CONFIGS_PACKAGE = "training.configs"
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """`name`: a preset (bloomz-560m ... bloomz-7b1), a hub name, or a local folder.
-    `tiny`: build a tiny random BLOOM with the data's tokenizer instead (tests, demo).
+    """`name`: a preset (bloomz-560m ... bloomz-7b1, qwen2.5-1.5b, llama-3.2-1b, ...), a hub
+    name, or a local folder.
+    `tiny`: build a tiny random model of `tiny_family` (core/families.py: bloom, llama,
+    mistral, qwen2, qwen3, gemma2, gemma3) with the data's tokenizer instead (tests, demo).
     `fused_gelu`: train BLOOM with PyTorch's fused tanh GELU instead of transformers'
-    element-wise one (the same function; see training/model.py TanhGelu)."""
+    element-wise one (the same function; see training/model.py TanhGelu); other families
+    have no such swap."""
 
     name: str = "bloomz-560m"
     tiny: bool = False
+    tiny_family: str = "bloom"
     tiny_hidden: int = 64
     tiny_layers: int = 2
     tiny_heads: int = 4
@@ -44,7 +65,7 @@ class ModelConfig:
     fused_gelu: bool = True
 
     def resolved(self) -> str:
-        return MODEL_PRESETS.get(self.name, self.name)
+        return {**MODEL_PRESETS, **FAMILY_PRESETS}.get(self.name, self.name)
 
 
 @dataclass(frozen=True)
@@ -52,12 +73,14 @@ class LoraConfig:
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["query_key_value"])
+    # Empty: the model family's default (BLOOM: query_key_value; Llama, Qwen, Gemma,
+    # Mistral: q_proj, v_proj; an unknown family: every linear layer). Checked against the
+    # model's module names before any rank starts (training/checks.py).
+    target_modules: list[str] = field(default_factory=list)
 
     def problems(self, key: str) -> list[str]:
         found = [] if self.rank >= 1 else [f"{key}.rank: must be >= 1"]
-        found += [] if 0.0 <= self.dropout < 1.0 else [f"{key}.dropout: must be in [0, 1)"]
-        return found + ([] if self.target_modules else [f"{key}.target_modules: empty"])
+        return found + ([] if 0.0 <= self.dropout < 1.0 else [f"{key}.dropout: must be in [0, 1)"])
 
 
 @dataclass(frozen=True)
@@ -70,8 +93,12 @@ class TrainConfig:
     deepspeed: str = "zero3"
     precision: Literal["fp32", "bf16"] = "fp32"
     activation_checkpointing: bool = False  # recompute each block's activations in backward
-    micro_batch_size: int = 8
-    grad_accum: int = 1
+    micro_batch_size: int = 8  # rows per micro-batch (with a token budget: at most)
+    global_batch_size: int | None = None  # rows per optimizer step, over all ranks
+    grad_accum: int | None = None  # derived from global_batch_size; else 1 when unset
+    # Pack micro-batches by a token budget (padded rows x width <= it): a step's rows are
+    # cut into as few micro-batches per rank as fit (training/data.py BatchPlan).
+    max_tokens_per_micro_batch: int | None = None
     epochs_per_stage: list[float] = field(default_factory=lambda: [1.0])
     max_steps_per_stage: int | None = None
     lr: float = 2e-5
@@ -89,14 +116,22 @@ class TrainConfig:
 
     def problems(self, key: str) -> list[str]:
         found = []
-        for name in ("micro_batch_size", "grad_accum", "log_every"):
+        for name in ("micro_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 found.append(f"{name}: must be >= 1")
+        for name in ("global_batch_size", "grad_accum", "max_tokens_per_micro_batch"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                found.append(f"{name}: must be >= 1 (or null)")
         for name in ("save_every", "keep_last", "length_group_batches"):
             if getattr(self, name) < 1:
                 found.append(f"{name}: must be >= 1")
         if self.lr <= 0:
             found.append("lr: must be > 0")
+        if self.model.tiny and self.model.tiny_family not in FAMILY_NAMES:
+            found.append(
+                f"model.tiny_family: {self.model.tiny_family!r} is not one of "
+                f"{', '.join(FAMILY_NAMES)}"
+            )
         if any(e <= 0 for e in self.epochs_per_stage) or not self.epochs_per_stage:
             found.append("epochs_per_stage: one or more values > 0")
         if self.eval_every is not None and self.eval_every < 1:
@@ -114,8 +149,38 @@ class TrainConfig:
             )
         return found
 
+    def batch_problems(self, world_size: int) -> list[str]:
+        """What is wrong with the batch arithmetic on `world_size` ranks (checked with the
+        other inputs before launch)."""
+        micro, accum, wanted = self.micro_batch_size, self.grad_accum, self.global_batch_size
+        if wanted is None or micro < 1 or wanted < 1 or (accum is not None and accum < 1):
+            return []  # the legacy arithmetic, or a problem problems() names already
+        per_step = micro * world_size
+        if accum is None and wanted % per_step:
+            return [
+                f"global_batch_size: {wanted} is not a multiple of micro_batch_size ({micro}) "
+                f"x world size ({world_size}) = {per_step}; change one of them"
+            ]
+        if accum is not None and accum * per_step != wanted:
+            return [
+                f"grad_accum: {accum} disagrees with global_batch_size {wanted} = "
+                f"micro_batch_size ({micro}) x grad_accum x world size ({world_size}); "
+                "leave grad_accum unset (null) to derive it"
+            ]
+        return []
+
+    def grad_accum_for(self, world_size: int) -> int:
+        """Micro-batches per rank per optimizer step (with a token budget: the fewest)."""
+        problems = self.batch_problems(world_size)
+        if problems:
+            raise ConfigError("config", problems)
+        if self.global_batch_size is None:
+            return self.grad_accum or 1
+        return self.global_batch_size // (self.micro_batch_size * world_size)
+
     def train_batch_size(self, world_size: int) -> int:
-        return self.micro_batch_size * self.grad_accum * world_size
+        """Rows per optimizer step over all ranks: the one place this product is taken."""
+        return self.micro_batch_size * self.grad_accum_for(world_size) * world_size
 
     def deepspeed_path(self) -> Path:
         """A JSON path, or a shipped DeepSpeed config by name (`zero3`)."""
@@ -145,7 +210,7 @@ def deepspeed_config(config: TrainConfig, world_size: int) -> dict[str, Any]:
         raise ConfigError(str(path), [f"cannot read DeepSpeed JSON: {err}"]) from None
     problems: list[str] = []
     _fill(ds, "train_micro_batch_size_per_gpu", config.micro_batch_size, problems)
-    _fill(ds, "gradient_accumulation_steps", config.grad_accum, problems)
+    _fill(ds, "gradient_accumulation_steps", config.grad_accum_for(world_size), problems)
     _fill(ds, "train_batch_size", config.train_batch_size(world_size), problems)
     _fill(ds, "gradient_clipping", config.grad_clip, problems)
     ds["bf16"] = {"enabled": config.precision == "bf16"}

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from core.devices import collective_device
 from training.data import StageData, collate
 
 
@@ -30,14 +31,15 @@ class DevLoss:
 
     def __call__(self, engine: Any, pad_id: int) -> tuple[float, int]:
         """(token-mean loss, answer tokens) over the whole dev set; every rank calls it."""
-        sums = torch.zeros(2, dtype=torch.float64)
+        sums = torch.zeros(2, dtype=torch.float64, device=collective_device())
         engine.eval()
         with torch.no_grad():
             for ids in self.batches:
                 batch = collate([self.data[i] for i in ids or self.filler], pad_id)
                 loss, count = engine(**{k: v.to(engine.device) for k, v in batch.items()})
-                if ids:
-                    sums += torch.tensor([float(loss), float(count)], dtype=torch.float64)
+                if ids:  # summed where the loss is: no read back per micro-batch
+                    sums += torch.stack([loss.double(), count.double()]).to(sums.device)
         engine.train()
         dist.all_reduce(sums)
-        return float(sums[0] / max(sums[1], 1)), int(sums[1])
+        loss_sum, tokens = sums.tolist()  # read back once
+        return loss_sum / max(tokens, 1), int(tokens)

@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 from data_prep.contract.tokenizer import load_tokenizer
 from training.config import TrainConfig
-from training.model import AnswerOnlyLM, add_lora, build_tiny_bloom, fuse_gelu, load_model
+from training.model import AnswerOnlyLM, add_lora, build_tiny_model, fuse_ops, load_model
 from training.schedule import lr_multiplier
 
 
@@ -26,7 +26,9 @@ def prepare_model_source(
     path = run_dir / "tiny-model"
     if rank == 0 and not (path / "config.json").exists():
         m = config.model
-        build_tiny_bloom(tokenizer, path, m.tiny_hidden, m.tiny_layers, m.tiny_heads, config.seed)
+        build_tiny_model(
+            m.tiny_family, tokenizer, path, m.tiny_hidden, m.tiny_layers, m.tiny_heads, config.seed
+        )
     dist.barrier()
     return str(path), tokenizer
 
@@ -54,8 +56,8 @@ def build_engine(
         model_dtype(config),
         config.activation_checkpointing,
     ).train()  # from_pretrained returns eval mode: no dropout, no activation checkpointing
-    if config.model.fused_gelu:
-        fuse_gelu(model)
+    if config.model.fused_gelu:  # where the model's family allows it (BLOOM)
+        fuse_ops(model)
     if config.finetune == "lora":
         lora = config.lora
         # The adapter's random init follows the seed alone, whatever loading consumed.

@@ -8,7 +8,6 @@ the interval's token losses over its answer tokens) and `lr` the rate its last s
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 from dataclasses import dataclass
@@ -21,12 +20,24 @@ from tqdm import tqdm
 from core.fileio import atomic_open
 from training.checkpoints import LossWindow, ResumePosition
 from training.config import TrainConfig
+from training.flops import peak_flops
 
 
 def peak_memory_mb() -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def card_peak_flops() -> float | None:
+    """The dense bf16 peak of this rank's GPU (None on CPU or an unknown card)."""
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    peak = peak_flops(name)
+    if peak is None:
+        print(f"no peak FLOP/s known for {name!r}: tokens/s only, no MFU", flush=True)
+    return peak
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,7 @@ class MetricsLogger:
         self._seconds_before = self.totals["seconds"]
         self._speed = {"tokens": 0, "padded": 0, "flops": 0.0, "started": time.perf_counter()}
         self.jsonl = self.writer = None
+        self.peak_per_card = card_peak_flops()
         if rank == 0:
             run_dir.mkdir(parents=True, exist_ok=True)
             resumed_at = position.global_step if position else 0
@@ -133,8 +145,9 @@ class MetricsLogger:
             "peak_memory_mb": peak_memory_mb(),
             "grad_norm": counts.grad_norm,
         }
-        if torch.cuda.is_available():
-            line["mfu"] = self.mfu(self._speed["flops"] / max(seconds, 1e-9))
+        mfu = self.mfu(self._speed["flops"] / max(seconds, 1e-9))
+        if mfu is not None:  # a card in training/flops.py's table (or a given peak)
+            line["mfu"] = mfu
         self._speed = {"tokens": 0, "padded": 0, "flops": 0.0, "started": time.perf_counter()}
         self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{line['tokens_per_s']:.0f}")
         self._write(line)
@@ -155,12 +168,13 @@ class MetricsLogger:
         self.jsonl.write(json.dumps(line) + "\n")
         self.jsonl.flush()
 
-    def mfu(self, flops_per_s: float) -> float:
+    def mfu(self, flops_per_s: float) -> float | None:
         """Model FLOPs utilisation: the FLOPs the steps needed (training/flops.py: the
-        embedding is a lookup, the output layer runs at answer positions) over the cards'
-        peak (bf16 dense; ALIGNINSTRUCT_PEAK_TFLOPS per GPU, default 989 for an H100 SXM)."""
-        peak = float(os.environ.get("ALIGNINSTRUCT_PEAK_TFLOPS", "989")) * 1e12 * self.world
-        return flops_per_s / peak
+        embedding is a lookup, the output layer runs at answer positions) over the peak of
+        this run's cards (bf16 dense, by device name); None on CPU or an unknown card."""
+        if self.peak_per_card is None:
+            return None
+        return flops_per_s / (self.peak_per_card * self.world)
 
     def totals_now(self) -> dict[str, float]:
         """The running totals, with training seconds summed over every launch."""
@@ -178,7 +192,9 @@ class MetricsLogger:
         self.writer.close()
         summary = {
             "finetune": self.config.finetune,
-            "model": self.config.model.resolved() if not self.config.model.tiny else "tiny-bloom",
+            "model": self.config.model.resolved()
+            if not self.config.model.tiny
+            else f"tiny-{self.config.model.tiny_family}",
             "trainable_parameters": self.trainable,
             "total_parameters": self.total,
             "world_size": self.world,

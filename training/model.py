@@ -1,5 +1,6 @@
-"""Models: Hugging Face causal LMs (BLOOMZ presets, hub names, local folders), a tiny
-random BLOOM for tests and the demo, LoRA adapters, and the answer-only loss module.
+"""Models: Hugging Face causal LMs (presets, hub names, local folders), tiny random models
+of every family (core/families.py) for tests and the demo, LoRA adapters with the
+family's default targets, and the answer-only loss module.
 
 The loss module runs the backbone, then the LM head only at positions whose next token
 is an answer token: prompt logits are never used, and BLOOM's head is 250,880 wide.
@@ -14,42 +15,68 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.families import (
+    ModelFamily,
+    backbone,
+    family_named,
+    family_of,
+    softcap_logits,
+    text_config,
+    tiny_config,
+)
 from training.data import IGNORE
+
+
+def build_tiny_model(
+    family: ModelFamily | str,
+    tokenizer: Any,
+    out_dir: Path,
+    hidden: int,
+    layers: int,
+    heads: int,
+    seed: int,
+) -> Path:
+    """Save a random tiny model of `family` (its record's tiny config) with `tokenizer` to
+    `out_dir` (loaded like a checkpoint, so that ZeRO-3 initialisation sees ordinary
+    pretrained weights)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from core.fileio import atomic_dir
+
+    family = family_named(family) if isinstance(family, str) else family
+    special = {f"{k}_token_id": getattr(tokenizer, f"{k}_token_id") for k in ("bos", "eos", "pad")}
+    values = tiny_config(family, len(tokenizer), hidden, layers, heads, special)
+    config = AutoConfig.for_model(values.pop("model_type"), **values)
+    torch.manual_seed(seed)
+    with atomic_dir(out_dir, overwrite=True) as scratch:
+        AutoModelForCausalLM.from_config(config).save_pretrained(scratch, safe_serialization=True)
+        tokenizer.save_pretrained(scratch)
+    return out_dir
 
 
 def build_tiny_bloom(
     tokenizer: Any, out_dir: Path, hidden: int, layers: int, heads: int, seed: int
 ) -> Path:
-    """Save a random tiny BLOOM with `tokenizer` to `out_dir` (loaded like a checkpoint,
-    so that ZeRO-3 initialisation sees ordinary pretrained weights)."""
-    from transformers import BloomConfig, BloomForCausalLM
-
-    from core.fileio import atomic_dir
-
-    torch.manual_seed(seed)
-    config = BloomConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        n_layer=layers,
-        n_head=heads,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    with atomic_dir(out_dir, overwrite=True) as scratch:
-        BloomForCausalLM(config).save_pretrained(scratch, safe_serialization=True)
-        tokenizer.save_pretrained(scratch)
-    return out_dir
+    """A tiny random BLOOM (build_tiny_model for the `bloom` family)."""
+    return build_tiny_model("bloom", tokenizer, out_dir, hidden, layers, heads, seed)
 
 
 def load_model(
     path: str, trust_remote_code: bool, dtype: torch.dtype, activation_checkpointing: bool = False
 ) -> nn.Module:
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.integrations import is_deepspeed_zero3_enabled
 
+    extra: dict[str, Any] = {}
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    pad = getattr(text_config(config), "pad_token_id", None)
+    if is_deepspeed_zero3_enabled() and family_of(text_config(config)).zero3_drop_padding_idx:
+        extra["pad_token_id"] = None  # see ModelFamily.zero3_drop_padding_idx
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=dtype, trust_remote_code=trust_remote_code
+        path, dtype=dtype, trust_remote_code=trust_remote_code, **extra
     )
+    if extra:  # the padding row then gets gradients, but padding is masked: none reach it
+        text_config(model.config).pad_token_id = pad
     if activation_checkpointing:
         # Non-reentrant: recomputation runs through ZeRO-3's parameter hooks and needs no
         # input that requires grad (LoRA freezes the embeddings).
@@ -68,6 +95,12 @@ class TanhGelu(nn.Module):
         return F.gelu(x, approximate="tanh")
 
 
+def fuse_ops(model: nn.Module) -> int:
+    """The fused-op swaps `model`'s family allows (only BLOOM's GELU today); the number of
+    modules swapped."""
+    return fuse_gelu(model) if family_of(text_config(model.config)).fused_gelu else 0
+
+
 def fuse_gelu(model: nn.Module) -> int:
     """Swap every transformers BloomGelu in `model` for TanhGelu; the number swapped (0 for
     other architectures). It holds no weights: checkpoints and exports are unchanged."""
@@ -80,16 +113,23 @@ def fuse_gelu(model: nn.Module) -> int:
     return swapped
 
 
+def lora_targets(model: nn.Module, targets: list[str]) -> list[str] | str:
+    """The configured target modules, or (none given) the model family's default; an
+    unknown family's default is every linear layer ("all-linear")."""
+    return list(targets) or family_of(text_config(model.config)).lora_target_list()
+
+
 def add_lora(
     model: nn.Module, rank: int, alpha: int, dropout: float, targets: list[str]
 ) -> nn.Module:
+    """LoRA on `targets` ([]: the family's default targets)."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
         r=rank,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=targets,
+        target_modules=lora_targets(model, targets),
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
@@ -111,11 +151,13 @@ class AnswerOnlyLM(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         model = hf_model(self.lm)
-        backbone = getattr(model, model.base_model_prefix)
         # No KV cache: training never reuses it, and building one copies every layer's K, V.
-        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)[0]
+        hidden = backbone(model)(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        )[0]
         selected = labels != IGNORE
-        logits = model.get_output_embeddings()(hidden[selected]).float()
+        # Gemma 2/3 squash their logits (softcapping) as their own forward does.
+        logits = softcap_logits(model, model.get_output_embeddings()(hidden[selected]).float())
         loss = F.cross_entropy(logits, labels[selected], reduction="sum")
         return loss, selected.sum()
 

@@ -10,7 +10,8 @@ device, and parameters are counted from it. Model states under ZeRO-3 come from
 DeepSpeed's own estimator (`estimate_zero3_model_states_mem_needs`) for the trainable
 parameters; frozen weights (LoRA) cost their dtype's bytes, partitioned; gathered weights
 stay live up to `stage3_max_live_parameters` (1e9 by default). Activations
-follow BLOOM's block (hidden states, fp32 softmax over heads x seq x seq); with
+follow the model family's block (core/families.py: hidden- and MLP-sized tensors per
+token, fp32 softmax over heads x seq x seq); with
 activation checkpointing only each block's input is kept, plus one block recomputed.
 The LM head runs only at answer positions (`--answer-share` of the tokens), in fp32.
 Loading reads the whole checkpoint on every rank (memory-mapped: once per node in the
@@ -28,9 +29,10 @@ from typing import Any
 
 import yaml
 
+from core.families import FALLBACK, ModelFamily, family_of
 from core.typed_config import ConfigError, apply_overrides, convert
 from training.config import TrainConfig
-from training.presets import PRESET_NAMES, model_config_dict
+from training.presets import ALL_PRESET_NAMES, model_config_dict
 
 GB = 2**30
 # What a rank holds besides the model: CUDA context, NCCL buffers and allocator slack on a
@@ -62,7 +64,8 @@ class Hardware:
 
 @dataclass(frozen=True)
 class Skeleton:
-    """Parameter counts and BLOOM's shape, from the meta-device model."""
+    """Parameter counts and the model's shape, from the meta-device model; `family`
+    gives the per-layer activation count."""
 
     total: int
     trainable: int
@@ -71,6 +74,8 @@ class Skeleton:
     layers: int
     heads: int
     vocab: int
+    intermediate: int = 0  # the MLP's width (BLOOM: 4 x hidden)
+    family: ModelFamily = FALLBACK
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,8 @@ def skeleton(model_config: dict[str, Any], config: TrainConfig) -> Skeleton:
         layers=text.num_hidden_layers,
         heads=text.num_attention_heads,
         vocab=text.vocab_size,
+        intermediate=getattr(text, "intermediate_size", None) or 4 * text.hidden_size,
+        family=family_of(text),
     )
 
 
@@ -146,11 +153,13 @@ def model_states(shape: Skeleton, hw: Hardware, work: Workload) -> tuple[float, 
 
 
 def block_activations(shape: Skeleton, work: Workload) -> float:
-    """Bytes one BLOOM block keeps for backward: 17 hidden-sized tensors per token (LN
-    inputs and outputs, q/k/v, context, MLP in and 4x out) and the attention scores, probs
-    and their fp32 softmax."""
+    """Bytes one block keeps for backward: the family's hidden-sized and MLP-sized tensors
+    per token (BLOOM: LN inputs and outputs, q/k/v, context, MLP in; 4h out and GELU out),
+    and the attention scores, probs and their fp32 softmax."""
     tokens = work.micro_batch * work.seq_len
-    hidden = 17 * tokens * shape.hidden * work.bytes_per_value
+    width = shape.family.act_hidden * shape.hidden
+    width += shape.family.act_intermediate * (shape.intermediate or 4 * shape.hidden)
+    hidden = tokens * width * work.bytes_per_value
     scores = shape.heads * work.micro_batch * work.seq_len**2 * (2 * work.bytes_per_value + 4)
     return float(hidden + scores)
 
@@ -167,11 +176,18 @@ def activations(shape: Skeleton, work: Workload) -> float:
     return (shape.layers + 1) * block
 
 
+# The output layer's backward peak per answer x vocab element: three fp32 tensors live at
+# once in the cross entropy's backward (the log-softmax it saved, the gradient coming into
+# it, the gradient it passes on), whatever the model dtype (the logits in the model dtype
+# are freed once copied to fp32). Checked against bench/head_memory.py at 250,880 columns
+# (tests/training/test_plan.py; bench/RESULTS.md).
+HEAD_BYTES_PER_ELEMENT = 12
+
+
 def answer_logits(shape: Skeleton, work: Workload) -> float:
-    """The LM head at answer positions: logits in the model dtype, their fp32 copy, and the
-    fp32 gradient of the cross entropy."""
+    """The LM head at answer positions, at its peak in backward."""
     answers = work.answer_share * work.micro_batch * work.seq_len
-    return answers * shape.vocab * (work.bytes_per_value + 8)
+    return answers * shape.vocab * HEAD_BYTES_PER_ELEMENT
 
 
 @dataclass(frozen=True)
@@ -245,11 +261,22 @@ def data_seq_len(config: TrainConfig) -> int:
     return DEFAULT_SEQ_LEN
 
 
+def planned_rows(config: TrainConfig, seq_len: int) -> int:
+    """Rows of a micro-batch at the full row length: the micro batch, or what a token
+    budget holds of the longest rows (its worst case: activations grow with tokens,
+    attention with tokens x row length)."""
+    budget = config.max_tokens_per_micro_batch
+    if budget is None:
+        return config.micro_batch_size
+    return max(1, min(config.micro_batch_size, budget // seq_len))
+
+
 def workload(config: TrainConfig, seq_len: int | None, micro_batch: int | None) -> Workload:
     ds = json.loads(config.deepspeed_path().read_text(encoding="utf-8"))
+    seq_len = seq_len or data_seq_len(config)
     return Workload(
-        micro_batch=micro_batch or config.micro_batch_size,
-        seq_len=seq_len or data_seq_len(config),
+        micro_batch=micro_batch or planned_rows(config, seq_len),
+        seq_len=seq_len,
         bytes_per_value=2 if config.precision == "bf16" else 4,
         checkpointing=config.activation_checkpointing,
         offload="offload_optimizer" in ds.get("zero_optimization", {}),
@@ -257,6 +284,15 @@ def workload(config: TrainConfig, seq_len: int | None, micro_batch: int | None) 
             ds.get("zero_optimization", {}).get("stage3_max_live_parameters", 10**9)
         ),
     )
+
+
+def free_memory(est: Estimate, hw: Hardware) -> dict[str, float]:
+    """A GPU's usable memory (less what is kept for CUDA, NCCL and the allocator) and the
+    share of it the plan leaves free; the shipped configs keep at least 10% free."""
+    if hw.device == "cpu":
+        return {}
+    usable = hw.gpu_memory_gb - GPU_RESERVE_GB
+    return {"usable_gb": round(usable, 2), "free_share": round(1 - est.device_gb / usable, 3)}
 
 
 def report(config: TrainConfig, shape: Skeleton, hw: Hardware, work: Workload) -> dict[str, Any]:
@@ -278,6 +314,7 @@ def report(config: TrainConfig, shape: Skeleton, hw: Hardware, work: Workload) -
         "answer_logits_gb": round(est.logits_gb, 2),
         "per_node_cpu_gb": round(est.host_gb, 1),
         "fits": est.fits,
+        **free_memory(est, hw),
         "largest_micro_batch": largest_micro_batch(shape, hw, work),
         f"per_rank_gb_{'without' if work.checkpointing else 'with'}_checkpointing": round(
             other.device_gb, 2
@@ -295,7 +332,7 @@ def matrix(seq_len: int, checkpointing: bool) -> list[dict[str, Any]]:
     """Every preset x {full, LoRA} x {1 GPU, 8 GPUs, 4 nodes x 8} x {80, 40 GB}; full also
     with ZeRO-3 CPU offload of parameters and optimizer (host memory assumed ample)."""
     rows = []
-    for preset in PRESET_NAMES:
+    for preset in ALL_PRESET_NAMES:
         for finetune in ("full", "lora"):
             config = load_plan_config(None, [f"model.name={preset}", f"finetune={finetune}"])
             shape = skeleton(model_config_dict(preset), config)

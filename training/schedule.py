@@ -19,6 +19,14 @@ def stage_schedule(
             "epochs_per_stage",
             [f"give 1 value or {len(stages)} (one per stage), not {len(epochs)}"],
         )
+    budget = plan.max_tokens
+    too_long = [f"{s.name}: {int(s.lengths.max())}" for s in stages
+                if budget and len(s) and int(s.lengths.max()) > budget]  # fmt: skip
+    if too_long:
+        raise ConfigError(
+            "max_tokens_per_micro_batch",
+            [f"{budget} is less than the longest row of stage {x} tokens" for x in too_long],
+        )
     schedule = []
     for index, stage in enumerate(stages):
         per_epoch = plan.steps_per_epoch(len(stage))

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 import torch.distributed as dist
 
+from core.devices import collective_device, default_backend
 from core.dist import (
     finish,
     launched_rank,
@@ -42,10 +43,11 @@ from core.dist import (
     remove_stale_shm_buffers,
 )
 from core.hub import prefer_offline
+from core.lock import LockError
 from core.typed_config import ConfigError, to_dict
 from data_prep.contract.manifest import read_manifest
 from training.checkpoints import CheckpointError, Checkpoints, ResumePosition
-from training.checks import input_problems
+from training.checks import input_problems, inputs_source
 from training.config import TrainConfig, deepspeed_config, load_train_config
 from training.data import IGNORE, BatchPlan, StageData, collate, load_stages
 from training.devloss import DevLoss
@@ -55,10 +57,11 @@ from training.flops import StepFlops
 from training.logs import MetricsLogger, StepCounts
 from training.model import count_parameters, hf_model
 from training.preemption import Preemption
+from training.resume_config import config_changes, hold_run_dir, record_changes, will_resume
 from training.schedule import stage_schedule
 
 
-def fail(err: ConfigError) -> NoReturn:
+def fail(err: ConfigError | LockError) -> NoReturn:
     """Config errors are the same on every rank: rank 0 says it once."""
     if launched_rank() == 0:
         print(f"error: {err}", file=sys.stderr)
@@ -69,6 +72,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="YAML training config")
     parser.add_argument("--local_rank", type=int, default=-1, help="set by the deepspeed launcher")
+    parser.add_argument(
+        "--allow-config-change", action="store_true",
+        help="resume although settings that change the run differ from the saved config.json",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="key=value overrides")
     args = parser.parse_args(argv)
     try:
@@ -95,17 +102,18 @@ def validate(config: TrainConfig, world: int) -> Inputs:
         if not config.model.tiny:
             prefer_offline()  # an unreachable hub fails at once, not after a minute of retries
         manifest = read_manifest(config.data)
-        problems = input_problems(config, manifest)
+        problems = input_problems(config, manifest) + config.batch_problems(world)
         if problems:
-            raise ConfigError(config.data, problems)
+            raise ConfigError(inputs_source(config, problems), problems)
         stages = load_stages(config.data)
         dev = StageData(Path(config.data) / "dev", manifest["dev"]) if manifest.get("dev") else None
         plan = BatchPlan(
             config.micro_batch_size,
-            config.grad_accum,
+            config.grad_accum_for(world),
             world,
             config.seed,
             config.length_group_batches,
+            config.max_tokens_per_micro_batch,
         )
         schedule = stage_schedule(config, plan, stages)
         return Inputs(manifest, stages, dev, plan, schedule, deepspeed_config(config, world))
@@ -115,18 +123,41 @@ def validate(config: TrainConfig, world: int) -> Inputs:
 
 def token_counts(batches: list[dict[str, torch.Tensor]], flops: StepFlops) -> torch.Tensor:
     """Answer, real and padded tokens and the FLOPs of this rank's micro-batches (to sum
-    over ranks)."""
+    over ranks), on the collective device."""
     answers = sum(float((b["labels"] != IGNORE).sum()) for b in batches)
     lengths = [int(n) for b in batches for n in b["attention_mask"].sum(1)]
-    return torch.tensor(
-        [
-            answers,
-            sum(float(b["attention_mask"].sum()) for b in batches),
-            sum(float(b["input_ids"].numel()) for b in batches),
-            flops(lengths, int(answers)),
-        ],
-        dtype=torch.float64,
-    )
+    values = [
+        answers,
+        sum(float(b["attention_mask"].sum()) for b in batches),
+        sum(float(b["input_ids"].numel()) for b in batches),
+        flops(lengths, int(answers)),
+    ]
+    return torch.tensor(values, dtype=torch.float64, device=collective_device())
+
+
+def optimizer_step(
+    engine: Any, batches: list[dict[str, torch.Tensor]], flops: StepFlops, world: int
+) -> tuple[torch.Tensor, float]:
+    """Forward, backward and step over this rank's micro-batches. Returns the step's token
+    counts and loss sum over all ranks, each all-reduced on the collective device and read
+    back once (the loss is a mean over every answer token of the step)."""
+    counts = token_counts(batches, flops)
+    dist.all_reduce(counts)
+    counts = counts.cpu()
+    answer_tokens = float(counts[0])
+    loss_sum = torch.zeros((), dtype=torch.float64, device=collective_device())
+    for i, batch in enumerate(batches):
+        # The step's micro-batch count varies under a token budget (the same on every
+        # rank): its last one is the accumulation boundary, not a counter.
+        engine.set_gradient_accumulation_boundary(i + 1 == len(batches))
+        token_loss, _ = engine(**{k: v.to(engine.device) for k, v in batch.items()})
+        # DeepSpeed averages gradients over ranks: undo it, then divide by the step's
+        # answer tokens across all micro-batches and ranks.
+        engine.backward(token_loss * world / answer_tokens, scale_wrt_gas=False)
+        engine.step()
+        loss_sum += token_loss.detach().to(loss_sum.device, torch.float64)  # no sync on GPU
+    dist.all_reduce(loss_sum)
+    return counts, float(loss_sum)
 
 
 def grad_norm(engine: Any) -> float | None:
@@ -136,18 +167,26 @@ def grad_norm(engine: Any) -> float | None:
 
 
 def train(
-    config: TrainConfig, inputs: Inputs, rank: int, world: int, preemption: Preemption
+    config: TrainConfig,
+    inputs: Inputs,
+    rank: int,
+    world: int,
+    preemption: Preemption,
+    changes: dict[str, Any] | None = None,
 ) -> None:
     run_dir = Path(config.run_dir)
     model_path, tokenizer = prepare_model_source(config, inputs.manifest, run_dir, rank)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2) + "\n")
+        if not will_resume(config):  # a resume rewrites it after the load, with the record
+            (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=2) + "\n")
         (run_dir / "deepspeed.json").write_text(json.dumps(inputs.ds_config, indent=2) + "\n")
     engine = build_engine(config, inputs.ds_config, model_path, inputs.schedule)
     checkpoints = Checkpoints(run_dir / "checkpoints", config.keep_last, rank, world)
     resumed = checkpoints.resume(engine) if config.resume == "auto" else None
     start = resumed or ResumePosition()
+    if rank == 0 and resumed:
+        record_changes(config, changes or {}, start.global_step)
     parameters = count_parameters(engine.module.lm)
     logger = MetricsLogger(run_dir, rank, config, world, parameters, resumed)
     dev = DevLoss(inputs.dev, config.micro_batch_size, rank, world) if inputs.dev else None
@@ -168,27 +207,14 @@ def train(
                 epoch_plan = plan.epoch(stage.lengths, epoch)
             micro_batches = plan.rank_micro_batches(epoch_plan[step % epoch_steps], rank)
             batches = [collate([stage[i] for i in ids], pad_id) for ids in micro_batches]
-            counts = token_counts(batches, flops)  # the loss: a mean over every answer token
-            dist.all_reduce(counts)
-            answer_tokens = float(counts[0])
-            torch.manual_seed(config.seed * 1_000_003 + global_step * 1009 + rank)  # dropout
             lr = engine.get_lr()[0]  # the rate this step uses (the scheduler moves in step())
-            loss_sum = torch.zeros((), dtype=torch.float64)
-            for batch in batches:
-                token_loss, _ = engine(**{k: v.to(engine.device) for k, v in batch.items()})
-                # DeepSpeed divides by grad_accum and averages over ranks: undo both, then
-                # divide by the step's answer tokens across all micro-batches and ranks.
-                engine.backward(token_loss * config.grad_accum * world / answer_tokens)
-                engine.step()
-                loss_sum += token_loss.detach().double().cpu()
-            dist.all_reduce(loss_sum)
+            torch.manual_seed(config.seed * 1_000_003 + global_step * 1009 + rank)  # dropout
+            counts, loss = optimizer_step(engine, batches, flops, world)
             global_step += 1
             logger.step(
                 global_step,
                 lr,
-                StepCounts(
-                    float(loss_sum), *map(int, counts[:3]), float(counts[3]), grad_norm(engine)
-                ),
+                StepCounts(loss, *map(int, counts[:3]), float(counts[3]), grad_norm(engine)),
             )
             stage_end = step + 1 == steps
             if dev and (stage_end or (config.eval_every and global_step % config.eval_every == 0)):
@@ -206,21 +232,27 @@ def train(
 
 
 def main() -> None:
-    config, _ = parse_args()
+    config, args = parse_args()
+    try:
+        hold_run_dir(config, launched_rank())  # before anything is written in run_dir
+        changes = config_changes(config, args.allow_config_change)
+    except (ConfigError, LockError) as err:
+        fail(err)
     preemption = Preemption(Path(config.run_dir))  # SIGTERM/SIGUSR1: save, exit, requeue
     world = launched_world_size()
     inputs = validate(config, world)
     remove_stale_shm_buffers()  # what killed runs of this user left in /dev/shm
     import deepspeed
 
-    deepspeed.init_distributed(dist_backend="gloo" if not torch.cuda.is_available() else "nccl")
+    deepspeed.init_distributed(dist_backend=default_backend())
     release_shm_names()  # every rank has mapped every buffer: no exit path can leave them
     rank = dist.get_rank()
     try:
-        train(config, inputs, rank, world, preemption)
+        train(config, inputs, rank, world, preemption, changes)
     except CheckpointError as err:  # every rank raises it, after agreeing
         if rank == 0:
-            print(f"error: {err}", file=sys.stderr, flush=True)
+            # The progress bar holds the line (no newline until it ends): start a new one.
+            print(f"\nerror: {err}", file=sys.stderr, flush=True)
         finish(1)
     finish()
 

@@ -7,7 +7,7 @@ recipe may override or add names with its `language_names` mapping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 # OPUS-100 covers English plus these 99 languages (Zhang et al., 2020).
 OPUS100_LANGUAGES: dict[str, str] = {
@@ -46,14 +46,24 @@ UNSEEN_SUPERVISED: tuple[str, ...] = (
     "li", "my", "nb", "nn", "oc", "se", "si", "tg", "tk", "tt", "ug", "uz",
 )  # fmt: skip
 
-# Zero-shot setting: fine-tune on English with these, test among ZEROSHOT_TEST.
-ZEROSHOT_UNSEEN: tuple[str, ...] = ("de", "nl", "ru")
-ZEROSHOT_SEEN: tuple[str, ...] = ("ar", "fr", "zh")
-ZEROSHOT_TEST: tuple[str, ...] = ("ar", "de", "fr", "nl", "ru", "zh")
-
 
 class UnknownLanguageError(ValueError):
     """A language code that has no prompt name."""
+
+
+def pair_codes(pair: str) -> tuple[str, str] | None:
+    """`de-en` -> ("de", "en"); None unless it is two different codes joined by "-". The
+    one check of a direction's name, for recipes, grids and `data_prep split`."""
+    codes = pair.split("-")
+    if len(codes) != 2 or codes[0] == codes[1] or not all(codes):
+        return None
+    return codes[0], codes[1]
+
+
+def unknown_codes(codes: Iterable[str], overrides: Mapping[str, str] | None = None) -> list[str]:
+    """The codes (sorted, once each) that have no prompt name: neither OPUS-100's nor one
+    given in `overrides` (a recipe's or grid's `language_names`)."""
+    return sorted(set(codes) - set(OPUS100_LANGUAGES) - set(overrides or ()))
 
 
 def language_name(code: str, overrides: Mapping[str, str] | None = None) -> str:

@@ -20,8 +20,11 @@ from typing import Literal, NamedTuple
 
 CorpusFormat = Literal["opus100", "files", "tsv", "hf"]
 FORMATS: tuple[str, ...] = ("opus100", "files", "tsv", "hf")
-SPLITS: tuple[str, ...] = ("train", "dev", "test")
 UTF8_BOM = b"\xef\xbb\xbf"
+# Alternative references: `{reference file}.alt`, line-aligned with it, each line holding
+# that segment's further references separated by tabs (an empty line: none).
+ALTERNATIVES_SUFFIX = ".alt"
+ALTERNATIVES_SEPARATOR = "\t"
 
 
 class CorpusError(ValueError):
@@ -111,6 +114,31 @@ def corpus_files(spec: CorpusSpec, src: str, tgt: str, split: str) -> list[Path]
         return [Path(spec.path.replace("{split}", split))]
     path = spec.path.replace("{split}", split)
     return [] if any(ch in path for ch in "*?[") else [Path(path)]
+
+
+def alternatives_file(spec: CorpusSpec, src: str, tgt: str, split: str) -> Path | None:
+    """Where the target side's alternative references would be: beside the target file of
+    a `files` or `opus100` corpus (`test.en` -> `test.en.alt`); None for the formats that
+    hold one text per side (tsv, hf)."""
+    if spec.format not in ("files", "opus100"):
+        return None
+    target = corpus_files(spec, src, tgt, split)[1]
+    return target.with_name(target.name + ALTERNATIVES_SUFFIX)
+
+
+def read_alternatives(path: Path, lines: int) -> list[list[str]]:
+    """The alternatives of each of `lines` segments; a file of another length is an error
+    naming it (it must be line-aligned with the references)."""
+    found = [
+        [alt.strip() for alt in line.split(ALTERNATIVES_SEPARATOR) if alt.strip()]
+        for line in read_lines(path)
+    ]
+    if len(found) != lines:
+        raise CorpusError(
+            f"{path} has {len(found)} lines but its references have {lines}; the alternatives "
+            "file must be line-aligned with them (an empty line where a segment has none)"
+        )
+    return found
 
 
 def read_pairs(spec: CorpusSpec, src: str, tgt: str, split: str) -> Iterator[RawPair]:

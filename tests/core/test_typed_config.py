@@ -133,9 +133,20 @@ def test_unknown_keys_at_two_levels_in_one_error(tmp_path: Path) -> None:
 
 
 def test_unknown_key_from_an_override(tmp_path: Path) -> None:
-    problems = problems_of(tmp_path, "name: x\n", ["inner.nn=3"])
-    assert len(problems) == 1
-    assert problems[0].startswith("inner.nn: unknown key")
+    """The header names the override, not the file that never said it."""
+    path = config_file(tmp_path, "name: x\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Outer, path, ["inner.nn=3"])
+    assert str(err.value).startswith("override 'inner.nn=3': 1 config problem(s):")
+    assert len(err.value.problems) == 1
+    assert err.value.problems[0].startswith("inner.nn: unknown key")
+
+
+def test_header_names_the_file_and_the_overrides_with_problems(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "name: x\nlimit: 1.5\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Outer, path, ["inner.n=-1", "name=y"])
+    assert str(err.value).startswith(f"{path} and override 'inner.n=-1': 2 config problem(s)")
 
 
 def test_wrong_types_are_reported_together(tmp_path: Path) -> None:
@@ -231,3 +242,45 @@ def test_to_dict_round_trips(tmp_path: Path) -> None:
     )
     path = config_file(tmp_path, yaml.safe_dump(to_dict(original)))
     assert load_config(Outer, path) == original
+
+
+@dataclass(frozen=True)
+class _Inner:
+    depth: int = 3
+    """How deep,
+    in levels."""
+
+
+@dataclass(frozen=True)
+class _Listed:
+    name: str
+    rate: float = field(default=0.5, metadata={"doc": "from metadata"})
+    size: int | None = None  # from the trailing comment
+    # from the comment
+    # above it
+    tags: list[str] = field(default_factory=lambda: ["a"])
+    inner: _Inner = field(default_factory=_Inner)
+    plain: bool = True  # fmt: skip
+
+
+def test_settings_list_every_field_with_type_default_and_meaning(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from core.typed_config import main, settings
+
+    assert settings(_Listed) == [
+        ("name", "str", "required", ""),
+        ("rate", "float", "0.5", "from metadata"),
+        ("size", "int | None", "null", "from the trailing comment"),
+        ("tags", "list[str]", '["a"]', "from the comment above it"),
+        ("inner.depth", "int", "3", "How deep, in levels."),
+        ("plain", "bool", "true", ""),
+    ]
+    main(["--list", f"{__name__}:_Listed"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| setting | type | default | meaning |"
+    assert "| `size` | `int \\| None` | `null` | from the trailing comment |" in out
+    with pytest.raises(SystemExit) as err:
+        main(["--list", "core.typed_config:nothing"])
+    assert err.value.code == 2
+    assert "expected module:Class naming a dataclass config" in capsys.readouterr().err

@@ -6,8 +6,16 @@ from collections import Counter
 
 import pytest
 
-from data_prep.cleaning import DROP_REASONS, CleanConfig, CleanReport, check_pair, clean
+from data_prep.cleaning import (
+    DROP_REASONS,
+    CleanConfig,
+    CleanReport,
+    check_pair,
+    clean,
+    script_share,
+)
 from data_prep.contract.readers import RawPair
+from tests.data_prep.scripts_assets import LANGUAGES, misaligned, ordinary
 
 
 def run(pairs: list[tuple[bytes | str, bytes | str]], config: CleanConfig):
@@ -153,4 +161,81 @@ def test_config_problems_name_the_keys() -> None:
     assert CleanConfig(max_chars=0, max_length_ratio=0.5).problems("recipe.clean") == [
         "recipe.clean.max_chars: must be >= 1",
         "recipe.clean.max_length_ratio: must be >= 1",
+    ]
+
+
+# Every script: ordinary translations survive the defaults, misaligned pairs do not.
+# Sentences: tests/assets/scripts/ (written for these tests). The script of each language
+# is the Unicode Script property (Scripts.txt / UAX #24: Chinese is Han, Japanese Han,
+# Hiragana and Katakana, Thai Thai, Khmer Khmer, Burmese Myanmar, Russian Cyrillic,
+# Arabic Arabic, Hindi Devanagari, French Latin).
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_ordinary_translations_survive_the_defaults(lang: str) -> None:
+    pairs = ordinary(lang)
+    for langs, rows in (((lang, "en"), pairs), (("en", lang), [p[::-1] for p in pairs])):
+        report = CleanReport()
+        raw = [RawPair(i, a, b) for i, (a, b) in enumerate(rows, start=1)]
+        kept = list(clean(raw, CleanConfig(), report, langs))
+        assert kept == rows, report.as_dict()
+
+
+@pytest.mark.parametrize(
+    ("lang", "src", "tgt", "reason", "why"), misaligned(), ids=lambda v: v[:12]
+)
+def test_misaligned_pairs_are_dropped(lang: str, src: str, tgt: str, reason: str, why: str) -> None:
+    assert check_pair(src, tgt, CleanConfig(), lang, "en") == reason, why
+    assert check_pair(tgt, src, CleanConfig(), "en", lang) == reason, why
+
+
+def test_misaligned_set_covers_every_language_and_reason() -> None:
+    rows = misaligned()
+    assert {row[0] for row in rows} == set(LANGUAGES)
+    assert {row[3] for row in rows} == {"length_ratio", "wrong_script", "identical"}
+
+
+def test_the_ratio_counts_words_of_the_segmentation() -> None:
+    # "我每天早上喝一杯咖啡。" is one whitespace "word" but 7 ICU words.
+    zh, en = "我每天早上喝一杯咖啡。", "I drink a cup of coffee every morning."
+    config = CleanConfig(max_length_ratio=2.0)
+    assert check_pair(zh, en, config, "zh", "en") is None
+    assert check_pair(zh, en, config) == "length_ratio"  # no language: spaces only
+
+
+def test_wrong_script_needs_a_known_language_and_letters() -> None:
+    assert script_share("Hello", "zh") == 0.0
+    assert script_share("我买了iPhone。", "zh") == pytest.approx(3 / 9)
+    assert script_share("2024.", "zh") is None  # no letters
+    assert script_share("Hello", "kha") is None  # no known script: not checked
+    assert check_pair("Hello there.", "Hello!", CleanConfig(), "kha", "en") is None
+    # Japanese lines hold kana and kanji; the long vowel mark is kana by Script_Extensions.
+    assert script_share("コーヒーを飲む", "ja") == 1.0
+    off = CleanConfig(min_script_share=0.0)
+    assert check_pair("Good morning.", "Good day.", off, "zh", "en") is None
+
+
+def test_identical_copies_are_dropped_unless_turned_off() -> None:
+    assert check_pair("Tom.", "Tom.", CleanConfig()) == "identical"
+    assert check_pair("Tom.", "Tom.", CleanConfig(drop_identical=False)) is None
+
+
+def test_a_pair_that_loses_many_lines_is_flagged_with_its_reasons() -> None:
+    report = CleanReport(seen=10, kept=7, dropped=Counter(length_ratio=2, wrong_script=1))
+    assert report.check_loss("zh-en", 0.5) is None
+    assert "warning" not in report.as_dict()
+    warning = report.check_loss("zh-en", 0.2)
+    assert warning == (
+        "zh-en: cleaning dropped 3 of 10 lines (30%, more than clean.warn_drop_share=0.2): "
+        "length_ratio 2, wrong_script 1"
+    )
+    assert report.as_dict()["warning"] == warning
+    assert CleanReport().check_loss("x-y", 0.0) is None  # nothing seen
+
+
+def test_share_settings_are_checked() -> None:
+    config = CleanConfig(min_script_share=1.5, warn_drop_share=-0.1)
+    assert config.problems("clean") == [
+        "clean.min_script_share: must be within [0, 1]",
+        "clean.warn_drop_share: must be within [0, 1]",
     ]

@@ -171,6 +171,8 @@ def test_clean_writes_outputs_and_report(tmp_path: Path) -> None:
             "invalid_utf8": 1,
             "control_chars": 1,
             "too_long": 1,
+            "identical": 0,
+            "wrong_script": 0,
             "length_ratio": 1,
             "duplicate": 1,
         },

@@ -157,6 +157,28 @@ def test_trained_model_beats_its_untrained_init(models: dict[str, Path], tmp_pat
     assert trained["template_version"] == DEFAULT_TEMPLATES.version
 
 
+@pytest.mark.integration
+def test_typed_config_gives_the_scores_of_the_flags(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """`eval align --config eval.yaml key=value` scores as the old flags do."""
+    import yaml
+
+    from eval.align_eval import run
+
+    build = write_build(tmp_path / "b", make_samples(40, seed=78, true_share=0.5),
+                        DEFAULT_TEMPLATES.version)  # fmt: skip
+    config = tmp_path / "eval.yaml"
+    config.write_text(yaml.safe_dump({"model": str(models["trained"]), "out": str(tmp_path / "o"),
+                                      "align": {"data": str(build), "batch_size": 7}}))  # fmt: skip
+    result = eval_cli("align", "--config", config, "align.max_samples=25")
+    assert result.returncode == 0, result.stderr[-3000:]
+    typed = json.loads((tmp_path / "o" / "align.json").read_text())
+    flags = run(str(build), str(models["trained"]), None, tmp_path / "f", DEFAULT_TEMPLATES,
+                batch_size=7, max_samples=25)  # fmt: skip
+    assert typed["samples"] == 25 and typed == flags
+
+
 def test_batching_does_not_change_the_scores(models: dict[str, Path]) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -37,7 +37,7 @@ def test_yaml_config_with_eval_and_grid_overrides(tmp_path: Path) -> None:
     config, grid = load_eval_config(
         path, ["decode.batch_size=8", "corpus.path=/c/", "max_sentences=5", "grid.split=dev"]
     )
-    assert config.decode == DecodeConfig(batch_size=8, num_beams=2, max_new_tokens=128)
+    assert config.decode == DecodeConfig(batch_size=8, num_beams=2)
     assert (config.model, config.out) == ("m", "o")
     assert (grid.corpus.path, grid.max_sentences, grid.split) == ("/c/", 5, "dev")
 
@@ -52,6 +52,35 @@ def test_readme_flags_are_aliases_of_config_keys() -> None:
     assert (grid.name, grid.corpus.path, grid.max_sentences) == ("freedict", "c/", 7)
 
 
+def test_align_takes_the_typed_config_with_flags_as_aliases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`eval align` reads the eval config (align.* keys) and key=value overrides like
+    `eval run`; its flags are aliases; a missing or bad key exits 2 before any model loads."""
+    from core.typed_config import load_config
+    from eval.cli import main
+    from eval.config import AlignEvalConfig, EvalConfig
+
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump({"model": "m", "out": "o", "align": {"batch_size": 4}}))
+    argv = ["align", "--config", str(path), "--data", "b", "--max-samples", "9",
+            "align.batch_size=8", "--adapter", "a"]  # fmt: skip
+    args = parse_args_with_overrides(parser(), argv)
+    config = load_config(EvalConfig, args.config, [*flag_overrides(args), *args.overrides])
+    assert config.align == AlignEvalConfig(data="b", batch_size=8, max_samples=9)
+    assert (config.model, config.adapter, config.out) == ("m", "a", "o")
+    args = parse_args_with_overrides(
+        parser(), ["align", "--config", str(path), "--batch-size", "2"]
+    )
+    assert load_config(EvalConfig, args.config, flag_overrides(args)).align.batch_size == 2
+    assert main(["align", "--out", str(tmp_path / "x"), "align.batch_size=0"]) == 2
+    err = capsys.readouterr().err
+    assert "align.batch_size: must be >= 1" in err and "Traceback" not in err
+    assert main(["align", "--config", str(path)]) == 2
+    assert "align.data: required (--data BUILD or align.data=BUILD)" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_every_config_problem_listed_at_once() -> None:
     with pytest.raises(ConfigError) as err:
         load_eval_config(None, ["decode.num_beams=0", "nope=1", "decode.batch_size=x"])
@@ -59,6 +88,12 @@ def test_every_config_problem_listed_at_once() -> None:
     for expected in ("decode.num_beams: must be >= 1", "nope: unknown key",
                      "decode.batch_size: expected int", "out: required"):  # fmt: skip
         assert expected in text
+    with pytest.raises(ConfigError) as err:
+        load_eval_config(None, ["out=o", "decode.length_ratio=0", "decode.length_slack=-1",
+                                "comet_batch_size=0"])  # fmt: skip
+    for expected in ("decode.length_ratio: must be > 0", "decode.length_slack: must be >= 0",
+                     "comet_batch_size: must be >= 1"):  # fmt: skip
+        assert expected in str(err.value)
     with pytest.raises(ConfigError) as err:
         load_eval_config(None, ["out=o", "pairs=[xx-en]", "grid.zeroshot=3"])
     assert "unknown language code 'xx'" in str(err.value)

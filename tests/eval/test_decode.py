@@ -9,7 +9,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from data_prep.contract.templates import DEFAULT_TEMPLATES
-from eval.decode import DecodeConfig, Translator, common_prefix, cut, generate_batch
+from eval.decode import (
+    DecodeConfig,
+    Translator,
+    common_prefix,
+    cut,
+    generate_batch,
+    new_token_limit,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +59,37 @@ def test_beam_search_returns_one_output_per_prompt_in_order(setup) -> None:
     backward = beams.translate(prompts[:12][::-1])
     assert len(forward) == 12 and forward == backward[::-1]
     assert all("\n" not in text for text in forward)
+
+
+def test_new_token_budget_follows_the_source_length() -> None:
+    config = DecodeConfig(max_new_tokens=100, length_ratio=2.5, length_slack=4)
+    assert [new_token_limit(n, config) for n in (0, 3, 10, 40, 1000)] == [4, 12, 29, 100, 100]
+    assert new_token_limit(5, DecodeConfig(max_new_tokens=7, length_ratio=None)) == 7
+
+
+def test_each_sentence_stops_at_its_budget_and_cuts_are_reported(setup) -> None:
+    model, tokenizer, prompts = setup
+    chosen = prompts[:24]
+    limits = [2, 40, 5] * 8
+    config = DecodeConfig(batch_size=8, max_new_tokens=40)
+    translator = Translator(model, tokenizer, config)
+    ours = translator.translate(chosen, limits=limits)
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    stops = translator.stops
+    with torch.inference_mode():
+        alone = [
+            generate_batch(model, [row], pad, eos, config, limit)[0]
+            for row, limit in zip(tokenizer(chosen)["input_ids"], limits, strict=True)
+        ]
+    assert ours == [cut(tokenizer.decode(t, skip_special_tokens=True)) for t in alone]
+    expected_hits = [
+        len(t) >= n and not stops.intersection(t[:n]) for t, n in zip(alone, limits, strict=True)
+    ]
+    assert translator.hit_limit == expected_hits
+    assert all(expected_hits[0::3]) and not all(expected_hits[1::3])  # 2 tokens cut them all
+    beams = Translator(model, tokenizer, DecodeConfig(batch_size=8, num_beams=2, max_new_tokens=40))
+    beams.translate(chosen[:6], limits=limits[:6])
+    assert beams.hit_limit[0] and beams.hit_limit[3]
+    assert Translator(model, tokenizer, config).limits(["a b c"]) == [
+        new_token_limit(len(tokenizer("a b c", add_special_tokens=False)["input_ids"]), config)
+    ]

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from core.typed_config import ConfigError
+from data_prep.contract.readers import CorpusError
 from eval.config import EvalConfig
 from eval.directions import directions, load_grid, read_test_set, read_test_sets
 from eval.run import prepare, score_all
@@ -117,3 +118,33 @@ def test_tsv_direction_follows_the_declared_columns(tmp_path: Path) -> None:
     found, test_sets = prepare(config, grid, decoding=False)
     scores = score_all(config, grid, found, test_sets)["directions"]
     assert scores["en-hu"]["bleu"] == 100.0 and scores["hu-en"]["bleu"] == 100.0
+
+
+def test_alternative_references_are_read_beside_the_references(tmp_path: Path) -> None:
+    """`test.en.alt`: each segment's further references, tab-separated, line-aligned."""
+    write(tmp_path / "c" / "test.hu", HU)
+    write(tmp_path / "c" / "test.en", EN)
+    write(
+        tmp_path / "c" / "test.en.alt",
+        ["We're even now!\tWe are quits!", "", "Where's the station?"],
+    )
+    grid = load_grid("freedict", [f"corpus.path={tmp_path / 'c'}/", "pairs=[hu-en,en-hu]"])
+    sets = read_test_sets(directions(grid))
+    assert sets["hu-en"].references == EN
+    assert sets["hu-en"].alternatives == [
+        ["We're even now!", "We are quits!"],
+        [],
+        ["Where's the station?"],
+    ]
+    assert sets["hu-en"].reference_count == 3 and "alternatives" in sets["hu-en"].sha256()
+    assert sets["en-hu"].alternatives == [] and sets["en-hu"].reference_count == 1
+    capped = load_grid(
+        "freedict", [f"corpus.path={tmp_path / 'c'}/", "pairs=[hu-en]", "max_sentences=2"]
+    )
+    assert read_test_sets(directions(capped))["hu-en"].alternatives == [
+        ["We're even now!", "We are quits!"],
+        [],
+    ]
+    write(tmp_path / "c" / "test.en.alt", ["We're even now!"])
+    with pytest.raises(CorpusError, match=r"test\.en\.alt has 1 lines but its references have 3"):
+        read_test_sets(directions(grid))

@@ -4,6 +4,7 @@ is read once. Runs in-process on a few FreeDict sentences with the tiny trained 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,3 +105,68 @@ def test_each_test_set_is_read_once(
     result = evaluate(trained_model, corpus, tmp_path / "eval")
     assert set(result["directions"]) == {"de-en", "en-de"}
     assert sorted(calls) == [("de", "en"), ("en", "de")]
+
+
+def score_cli(corpus: Path, out: Path, *extra: str) -> int:
+    """`python -m eval score` in-process (its exit status; messages go to stderr)."""
+    from eval.cli import main
+
+    return main(["score", "--grid", "freedict", f"corpus.path={corpus}/",
+                 f"max_sentences={SENTENCES}", "--out", str(out), *extra])  # fmt: skip
+
+
+def test_score_refuses_hypotheses_of_other_inputs(
+    trained_model: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "eval"
+    evaluate(trained_model, corpus, out)
+    assert score_cli(corpus, out) == 0  # the same inputs: scored
+    capsys.readouterr()
+    # An edited source line inside the cap: the de-en hypotheses were decoded from the
+    # old sentence (and en-de's references changed).
+    lines = (corpus / "test.de").read_text(encoding="utf-8").splitlines()
+    lines[1] = "Ein ganz anderer Satz."
+    (corpus / "test.de").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    before = (out / "scores.json").read_text()
+    assert score_cli(corpus, out) == 2
+    err = capsys.readouterr().err
+    assert "de-en:" in err and "en-de:" in err and "is stale" in err, err
+    assert "text_sha256" in err and "test_files" in err and "python -m eval run" in err
+    assert (out / "scores.json").read_text() == before  # nothing rescored
+    # `eval run` decodes the stale directions again; then score accepts them.
+    evaluate(trained_model, corpus, out)
+    assert score_cli(corpus, out) == 0
+
+
+def test_score_refuses_test_hypotheses_against_the_dev_split(
+    trained_model: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "eval"
+    evaluate(trained_model, corpus, out)
+    for lang in ("de", "en"):  # a dev split of the same length
+        lines = (corpus / f"test.{lang}").read_text(encoding="utf-8").splitlines()
+        (corpus / f"dev.{lang}").write_text("\n".join(reversed(lines)) + "\n", encoding="utf-8")
+    assert score_cli(corpus, out, "split=dev") == 2
+    err = capsys.readouterr().err
+    assert "split (decoded from 'test', grid now 'dev')" in err, err
+
+
+def test_empty_or_identical_hypotheses_are_flagged_per_direction(
+    trained_model: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "eval"
+    evaluate(trained_model, corpus, out)
+    assert "warning" not in json.dumps(json.loads((out / "scores.json").read_text()))
+    (out / "hyps" / "de-en.txt").write_text("\n" * SENTENCES, encoding="utf-8")
+    (out / "hyps" / "en-de.txt").write_text("Das Haus.\n" * SENTENCES, encoding="utf-8")
+    capsys.readouterr()
+    assert score_cli(corpus, out) == 0
+    err = capsys.readouterr().err
+    scores = json.loads((out / "scores.json").read_text())["directions"]
+    assert scores["de-en"]["warning"] == f"all {SENTENCES} hypotheses are empty"
+    assert scores["en-de"]["warning"] == (
+        f"all {SENTENCES} hypotheses are the same sentence: 'Das Haus.'"
+    )
+    assert f"warning: de-en: all {SENTENCES} hypotheses are empty" in err
+    assert "warning: en-de: all" in err
+    assert "- **de-en**: all" in (out / "scores.md").read_text()

@@ -173,8 +173,37 @@ def test_tables_mark_significant_deltas(four: Path) -> None:
     assert cells[3].startswith("+") and cells[3].endswith(" *") and cells[4].endswith(" *")
     assert not cells[6].endswith("*")  # lora-mt: barely differs
     assert "**full-mt-align** vs full-mt: bleu:" in text
-    assert "significant in 2 of 2 directions: 2 better, 0 worse" in text
+    assert "significant in 2 of 2 directions: 2 better, 0 worse; Holm-Bonferroni-corrected" in text
     assert "paired bootstrap resampling" in text and "300 resamples, seed 9" in text
+    assert "Holm-Bonferroni correction over the 2 directions" in text
+
+
+def test_off_target_table_and_headline(four: Path) -> None:
+    text = (four / "report.md").read_text()
+    table = text.split("## Off-target rate")[1].split("##")[0]
+    assert "| de-en |" in table and "| **avg all** |" in table and "fastText lid.176" in table
+    report = json.loads((four / "report.json").read_text())
+    base = report["runs"]["full-mt"]["scores"]["averages"]["all"]["off_target"]
+    assert f"off-target %: en->X {base:.2f} -> " in text
+
+
+def test_p_values_are_corrected_over_the_directions(runs: dict[str, Path], tmp_path: Path) -> None:
+    """Raw p-values stay; `p_adjusted` is Holm's over the directions (two here), and
+    --correction none leaves them as they are."""
+    from eval.report import report
+    from eval.significance import PairedSettings, adjusted_p_values
+
+    paths = [str(runs["full-mt"]), str(runs["lora-mt"])]
+    settings = PairedSettings(resamples=200, correction="holm")
+    report(paths, tmp_path / "holm", settings=settings)
+    found = json.loads((tmp_path / "holm" / "report.json").read_text())["significance"]
+    results = [found["directions"][d]["bleu"]["systems"]["lora-mt"] for d in ("de-en", "en-de")]
+    raw = [r["p_value"] for r in results]
+    assert [r["p_adjusted"] for r in results] == adjusted_p_values(raw, "holm")
+    assert all(r["significant"] == (r["p_adjusted"] < 0.05) for r in results)
+    none = PairedSettings(resamples=200, correction="none")
+    text = report(paths, tmp_path / "none", settings=none)
+    assert "uncorrected for the 2 directions" in text and "-corrected" not in text
 
 
 def test_align_accuracy_beside_mt_only_runs(four: Path) -> None:
@@ -253,6 +282,24 @@ def test_comet_segments_are_tested(runs: dict[str, Path], tmp_path: Path) -> Non
         ]["comet"],
         abs=0.01,
     )
+
+
+def test_uncovered_comet_is_marked_and_not_tested(tmp_path: Path) -> None:
+    from eval.report import Run, comet_note, metric_table
+
+    scores = {
+        "directions": {"en-tt": {"comet": 10.0, "comet_covered": False},
+                       "en-km": {"comet": 70.0, "comet_covered": True}},
+        "averages": {"all": {"comet": 70.0, "directions": 2, "comet_directions": 1}},
+    }  # fmt: skip
+    base = Run("base", tmp_path, tmp_path, None, scores)
+    table = metric_table([base], base, "comet", {})
+    assert any(line.startswith("| en-tt † | 10.00") for line in table)
+    assert any(line.startswith("| en-km | 70.00") for line in table)
+    assert not base.comet_tested("en-tt") and base.comet_tested("en-km")
+    assert "left out of the averages and tests" in comet_note(base)[1]
+    asked = Run("base", tmp_path, tmp_path, None, {**scores, "comet_uncovered_in_averages": True})
+    assert asked.comet_tested("en-tt") and "included in the averages" in comet_note(asked)[1]
 
 
 def test_loss_curves_keep_the_last_row_of_a_step(tmp_path: Path) -> None:

@@ -155,3 +155,78 @@ def test_bad_settings_are_listed() -> None:
         PairedSettings("xx", -1, 0)  # type: ignore[arg-type]
     text = str(err.value)
     assert "'xx' is not bs or ar" in text and "--resamples" in text and "--seed" in text
+
+
+def test_holm_matches_the_worked_example() -> None:
+    """Holm (1979) step-down on the worked example of Wikipedia's "Holm-Bonferroni
+    method" article: p = 0.01, 0.04, 0.03, 0.005 at alpha 0.05 rejects H1 and H4 only.
+    By hand, sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1: 0.02, 0.03, 0.06, 0.04,
+    made non-decreasing: 0.02, 0.03, 0.06, 0.06 (returned in the given order)."""
+    from eval.significance import adjusted_p_values
+
+    raw = [0.01, 0.04, 0.03, 0.005]
+    holm = adjusted_p_values(raw, "holm")
+    assert holm == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert [p < 0.05 for p in holm] == [True, False, False, True]
+    assert adjusted_p_values(raw, "bonferroni") == pytest.approx([0.04, 0.16, 0.12, 0.02])
+    assert adjusted_p_values(raw, "none") == raw
+    assert adjusted_p_values([0.5, 0.9], "holm") == pytest.approx([1.0, 1.0])  # capped at 1
+    assert adjusted_p_values([], "holm") == []
+
+
+def test_correction_decides_significance_over_directions() -> None:
+    """Four directions with raw p-values of the example: uncorrected all four count,
+    Holm two, Bonferroni two; the raw values stay."""
+    from eval.significance import correct
+
+    def tests(p_values: list[float]) -> dict:
+        return {
+            f"d{i}": {"bleu": {"systems": {
+                "base": {"score": 10.0, "p_value": None, "significant": None},
+                "sys": {"score": 12.0, "p_value": p, "significant": p < 0.05},
+            }}}
+            for i, p in enumerate(p_values)
+        }  # fmt: skip
+
+    for method, expected in (("none", 4), ("holm", 2), ("bonferroni", 2)):
+        found = tests([0.01, 0.04, 0.03, 0.005])
+        correct(found, "base", method)
+        results = [d["bleu"]["systems"]["sys"] for d in found.values()]
+        assert sum(r["significant"] for r in results) == expected, method
+        assert [r["p_value"] for r in results] == [0.01, 0.04, 0.03, 0.005]
+    with pytest.raises(ConfigError, match="--correction: 'sidak'"):
+        PairedSettings(correction="sidak")
+
+
+def test_text_tests_score_all_references() -> None:
+    """With alternative references the paired test's scores are the multi-reference ones."""
+    from sacrebleu.metrics import BLEU
+
+    refs = ["the cat sat on the mat .", "a dog ran in the park ."]
+    alts = [["there is a cat on the mat ."], []]
+    hyp_a = ["there is a cat on the mat .", "a dog ran in a park ."]
+    hyp_b = ["the cat is on a mat .", "the dog ran ."]
+    settings = PairedSettings(resamples=50)
+    found = paired_text_tests([("a", hyp_a), ("b", hyp_b)], refs, "en", settings, alts)
+    streams = [refs, ["there is a cat on the mat .", None]]
+    assert found["bleu"]["systems"]["a"]["score"] == BLEU().corpus_score(hyp_a, streams).score
+    single = paired_text_tests([("a", hyp_a), ("b", hyp_b)], refs, "en", settings)
+    assert found["bleu"]["systems"]["a"]["score"] > single["bleu"]["systems"]["a"]["score"]
+
+
+@pytest.mark.parametrize("target", ["en", "zh"])
+def test_tests_use_the_metrics_that_scores_json_records(target: str) -> None:
+    """Each field of a scores.json signature (eval.scoring) is in the signature of the
+    significance test on the same direction: one definition of the metrics serves both."""
+    from eval.scoring import score_direction
+
+    refs = ["the old dog sleeps", "a small cat runs near the river", "where is the green tree"]
+    hyps = ["the dog sleeps", "a cat runs near the river", "where is the tree"]
+    scored = score_direction(hyps, refs, target)
+    tested = paired_text_tests(
+        [("base", hyps), ("other", refs)], refs, target, PairedSettings("bs", 10, 1)
+    )
+    for metric in ("bleu", "chrf"):
+        fields = scored["signatures"][metric].split("|")
+        assert set(fields) <= set(tested[metric]["signature"].split("|")), metric
+    assert f"tok:{'zh' if target == 'zh' else '13a'}" in scored["signatures"]["bleu"]

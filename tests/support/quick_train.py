@@ -22,7 +22,11 @@ def quick_tiny_model(data: str | Path, out_dir: Path, steps: int = 250, seed: in
     plan = BatchPlan(micro_batch=32, grad_accum=1, world_size=1, seed=seed, group_batches=8)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     torch.manual_seed(seed)
-    for step in plan.epoch(stage.lengths, 0)[:steps]:
+    schedule, epoch = plan.epoch(stage.lengths, 0), 0
+    while len(schedule) < steps:  # a stage smaller than `steps` batches: more epochs
+        epoch += 1
+        schedule += plan.epoch(stage.lengths, epoch)
+    for step in schedule[:steps]:
         loss, count = model(**collate([stage[i] for i in step[0]], tokenizer.pad_token_id))
         (loss / count).backward()
         optimizer.step()

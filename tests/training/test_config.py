@@ -13,7 +13,7 @@ from core.typed_config import ConfigError
 from data_prep.tokenizer import train_tokenizer
 from tests.conftest import REPO_ROOT
 from tests.training.conftest import TINY, TRAIN, run_training
-from training.config import deepspeed_config, load_train_config
+from training.config import TrainConfig, deepspeed_config, load_train_config
 from training.model import build_tiny_bloom
 
 
@@ -92,5 +92,64 @@ def test_stage_smaller_than_a_global_batch(built: Path, tmp_path: Path) -> None:
 def test_shipped_configs_are_valid(path: Path, built: Path, tmp_path: Path) -> None:
     config = load_train_config(path, [f"data={built}", f"run_dir={tmp_path}"])
     ds = deepspeed_config(config, world_size=8)
-    assert ds["train_batch_size"] == config.micro_batch_size * config.grad_accum * 8
+    assert ds["train_batch_size"] == config.micro_batch_size * config.grad_accum_for(8) * 8
+    assert ds["gradient_accumulation_steps"] == config.grad_accum_for(8)
     assert ds["bf16"]["enabled"] == (config.precision == "bf16")
+    if path.stem.startswith("bloomz"):  # a recipe: the same global batch on any cluster
+        assert config.global_batch_size == ds["train_batch_size"] == 256
+        assert config.grad_accum is None
+        for world in (1, 2, 8, 16):
+            assert deepspeed_config(config, world)["train_batch_size"] == 256
+
+
+def batch_config(**values: object) -> TrainConfig:
+    return TrainConfig(data="-", run_dir="-", **values)  # type: ignore[arg-type]
+
+
+def test_grad_accum_follows_from_the_global_batch() -> None:
+    config = batch_config(micro_batch_size=8, global_batch_size=256)
+    assert [config.grad_accum_for(w) for w in (1, 2, 8, 16, 32)] == [32, 16, 4, 2, 1]
+    assert {config.train_batch_size(w) for w in (1, 2, 8, 16, 32)} == {256}
+    # Without a global batch: the given grad_accum (default 1), the batch grows with ranks.
+    assert batch_config(micro_batch_size=8, grad_accum=2).train_batch_size(4) == 64
+    assert batch_config(micro_batch_size=8).train_batch_size(3) == 24
+    # Both given and agreeing is fine.
+    assert (
+        batch_config(micro_batch_size=8, grad_accum=4, global_batch_size=64).grad_accum_for(2) == 4
+    )
+
+
+def test_a_global_batch_that_does_not_divide_is_an_error() -> None:
+    config = batch_config(micro_batch_size=8, global_batch_size=256)
+    assert config.batch_problems(8) == []
+    (problem,) = config.batch_problems(3)
+    assert (
+        "global_batch_size: 256 is not a multiple of micro_batch_size (8) x world size" in problem
+    )
+    with pytest.raises(ConfigError, match="not a multiple"):
+        config.train_batch_size(3)
+    (problem,) = batch_config(
+        micro_batch_size=8, grad_accum=2, global_batch_size=256
+    ).batch_problems(8)
+    assert problem.startswith("grad_accum: 2 disagrees with global_batch_size 256")
+
+
+@pytest.mark.integration
+def test_batch_problems_are_listed_with_the_others_before_launch(
+    built: Path, tmp_path: Path
+) -> None:
+    result = train_once(
+        f"data={built}", f"run_dir={tmp_path}/run", "global_batch_size=12", "grad_accum=null",
+        "eval_every=5", f"model.name={tmp_path}/nowhere", "model.tiny=false",
+    )  # fmt: skip
+    assert_fails_before_training(
+        result, "global_batch_size: 12 is not a multiple of micro_batch_size (8)", "model.name"
+    )
+
+
+@pytest.mark.integration
+def test_token_budget_below_the_longest_row(built: Path, tmp_path: Path) -> None:
+    result = train_once(f"data={built}", f"run_dir={tmp_path}/run", "max_tokens_per_micro_batch=8")
+    assert_fails_before_training(
+        result, "max_tokens_per_micro_batch", "is less than the longest row"
+    )

@@ -81,3 +81,63 @@ def test_padded_batch_loss_equals_samples_one_by_one(stages, built: Path, tmp_pa
     assert count == sum(n for _, n in alone) == int(sum(m[1:].sum() for _, m in samples))
     assert torch.allclose(together, sum(loss for loss, _ in alone), rtol=1e-5)
     assert torch.allclose(together, full, rtol=1e-5)
+
+
+def test_row_plan_is_the_same_steps_on_any_world_size() -> None:
+    """A global batch of 16 rows: 1 rank x 4 accumulation x 4 rows, 2 x 2 x 4, 4 x 1 x 4
+    train the same rows in the same steps."""
+    lengths = np.random.default_rng(0).integers(5, 200, size=160)
+    plans = [BatchPlan(4, 4 // world, world, seed=2, group_batches=3) for world in (1, 2, 4)]
+    rows = [[sorted(i for m in step for i in m) for step in p.epoch(lengths, 0)] for p in plans]
+    assert rows[0] == rows[1] == rows[2] and len(rows[0]) == 10
+
+
+def test_token_budget_packs_short_rows_and_spreads_long_ones() -> None:
+    """Hand-made lengths: 8 rows of 10 tokens and 8 of 100, global batch 8, 2 ranks,
+    at most 4 rows per micro-batch, 200 tokens per micro-batch, one sorted window."""
+    lengths = np.array([10] * 8 + [100] * 8)
+    plan = BatchPlan(4, 1, 2, seed=0, group_batches=2, max_tokens=200)
+    steps = plan.epoch(lengths, 0)
+    assert len(steps) == 2
+    by_width = {int(lengths[step[0]].max()): step for step in steps}
+    # Short rows: one micro-batch of 4 rows per rank (40 tokens each).
+    assert [len(m) for m in by_width[10]] == [4, 4]
+    # Long rows: 4 rows x 100 = 400 > 200, so each rank takes 2 micro-batches of 2 rows.
+    assert [len(m) for m in by_width[100]] == [2, 2, 2, 2]
+    for step in steps:
+        for rank in (0, 1):
+            assert len(plan.rank_micro_batches(step, rank)) == len(step) // 2
+        for micro in step:
+            assert len(micro) * int(lengths[micro].max()) <= 200
+    assert sorted(i for step in steps for m in step for i in m) == list(range(16))
+
+
+def test_token_budget_plan_is_deterministic_balanced_and_within_budget() -> None:
+    rng = np.random.default_rng(5)
+    lengths = np.concatenate([rng.integers(8, 40, 600), rng.integers(200, 512, 200)])
+    plan = BatchPlan(32, 1, 4, seed=9, group_batches=4, max_tokens=4096)
+    steps = plan.epoch(lengths, 3)
+    assert steps == plan.epoch(lengths, 3)  # resume re-plans the same epoch
+    assert len(steps) == plan.steps_per_epoch(len(lengths)) == 6
+    counts = set()
+    for step in steps:
+        assert len(step) % 4 == 0 and sum(len(m) for m in step) == 128
+        sizes = [len(m) for m in step]
+        assert max(sizes) - min(sizes) <= 1 and max(sizes) <= 32  # an even cut, row cap kept
+        assert all(len(m) * int(lengths[m].max()) <= 4096 for m in step)
+        counts.add(len(step) // 4)
+    # Short-row steps take one micro-batch per rank; the long ones need more.
+    assert min(counts) == 1 and max(counts) > 1
+    # The fewest: one micro-batch less per rank would break the budget.
+    for step in steps:
+        k = len(step) // 4
+        if k > 1:
+            rows = np.sort(lengths[[i for m in step for i in m]])
+            fewer = np.array_split(rows, 4 * (k - 1))
+            assert max(len(p) * int(p.max()) for p in fewer) > 4096
+
+
+def test_token_budget_smaller_than_a_row_is_refused() -> None:
+    plan = BatchPlan(2, 1, 1, seed=0, group_batches=1, max_tokens=50)
+    with pytest.raises(ValueError, match="a row of 60 tokens exceeds max_tokens 50"):
+        plan.epoch(np.array([10, 60, 20, 30]), 0)

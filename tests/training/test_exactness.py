@@ -15,6 +15,7 @@ weights must equal the reference's within fp32 round-off.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -27,7 +28,9 @@ from tests.training.conftest import run_training
 
 STEPS, MICRO, ACCUM, RANKS = 4, 4, 2, 2
 LR, WARMUP_RATIO, CLIP, DECAY, SEED = 3e-3, 0.5, 0.05, 0.1, 7
-LORA_RANK, LORA_ALPHA, LORA_TARGETS = 4, 8, ["query_key_value", "dense_4h_to_h"]
+# LoRA: B starts at zero, so the first gradients are small; a clip that acts on them.
+LORA_RANK, LORA_ALPHA, LORA_CLIP = 4, 8, 0.004
+LORA_TARGETS = ["query_key_value", "dense_4h_to_h"]
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +69,19 @@ def padded(samples: list[tuple[torch.Tensor, torch.Tensor]], pad: int) -> tuple[
     return ids, attention, labels
 
 
+def token_budget(shards: Path) -> int:
+    """A budget under which some of the first steps take 1 micro-batch per rank and some
+    more (micro 4, no fixed accumulation): the boundary moves from step to step."""
+    from training.data import BatchPlan, load_stages
+
+    lengths = load_stages(shards)[0].lengths
+    for budget in range(int(lengths.max()), MICRO * int(lengths.max()) + 1):
+        plan = BatchPlan(MICRO, 1, RANKS, SEED, 64, max_tokens=budget)
+        if len({len(step) for step in plan.epoch(lengths, 0)[:STEPS]}) > 1:
+            return budget
+    raise AssertionError("no budget gives steps of different micro-batch counts")
+
+
 def with_lora(model: torch.nn.Module) -> torch.nn.Module:
     """peft's LoRA on `model`, its random init drawn right after seeding (as train.py does)."""
     from peft import LoraConfig, get_peft_model
@@ -77,19 +93,18 @@ def with_lora(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def reference_training(
-    init: Path, shards: Path, lora: bool = False
+    init: Path, shards: Path, plan: Any, lora: bool = False, clip: float = CLIP
 ) -> tuple[torch.nn.Module, list[float]]:
     """Plain PyTorch, one process: returns the model and each step's gradient norm."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.data import BatchPlan, load_stages
+    from training.data import load_stages
 
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
     model = with_lora(model).train() if lora else model
     trainable = [p for p in model.parameters() if p.requires_grad]
     pad = AutoTokenizer.from_pretrained(init).pad_token_id
     stage = load_stages(shards)[0]
-    plan = BatchPlan(MICRO, ACCUM, RANKS, SEED, group_batches=64)
     optimizer = torch.optim.AdamW(
         trainable, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=DECAY
     )
@@ -103,7 +118,7 @@ def reference_training(
                 logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum"
             )
             (loss / answer_tokens).backward()
-        norms.append(float(torch.nn.utils.clip_grad_norm_(trainable, CLIP)))
+        norms.append(float(torch.nn.utils.clip_grad_norm_(trainable, clip)))
         for group in optimizer.param_groups:
             group["lr"] = LR * lr_factor(step)
         optimizer.step()
@@ -111,24 +126,33 @@ def reference_training(
     return model, norms
 
 
-def train_zero3(shards: Path, run: Path, *extra: str) -> None:
+@pytest.mark.parametrize("batching", ["rows", "tokens"])
+def test_zero3_two_ranks_grad_accum_equals_plain_pytorch(
+    batching: str, mt_shards: Path, tmp_path: Path
+) -> None:
+    """rows: grad_accum 2 of 4 rows; tokens: micro-batches packed by a token budget, 1 or
+    more per rank depending on the step (train.py marks DeepSpeed's boundary itself)."""
+    from training.data import BatchPlan
+
+    if batching == "rows":
+        plan, extra = BatchPlan(MICRO, ACCUM, RANKS, SEED, 64), [f"grad_accum={ACCUM}"]
+    else:
+        budget = token_budget(mt_shards)
+        plan = BatchPlan(MICRO, 1, RANKS, SEED, 64, max_tokens=budget)
+        extra = [f"global_batch_size={MICRO * RANKS}", f"max_tokens_per_micro_batch={budget}"]
+    run = tmp_path / "zero3"
     result = run_training(
-        f"data={shards}", f"run_dir={run}", "deepspeed=zero3", f"micro_batch_size={MICRO}",
-        f"grad_accum={ACCUM}", f"max_steps_per_stage={STEPS}", f"lr={LR}",
+        f"data={mt_shards}", f"run_dir={run}", "deepspeed=zero3_cpu", f"micro_batch_size={MICRO}",
+        *extra, f"max_steps_per_stage={STEPS}", f"lr={LR}",
         f"warmup_ratio={WARMUP_RATIO}", f"grad_clip={CLIP}", f"weight_decay={DECAY}",
-        f"seed={SEED}", "save_every=1000", "log_every=1", *extra,
+        f"seed={SEED}", "save_every=1000", "log_every=1",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-
-
-def test_zero3_two_ranks_grad_accum_equals_plain_pytorch(mt_shards: Path, tmp_path: Path) -> None:
-    run = tmp_path / "zero3"
-    train_zero3(mt_shards, run)
     from transformers import AutoModelForCausalLM
 
     init = AutoModelForCausalLM.from_pretrained(run / "tiny-model").state_dict()
     trained = AutoModelForCausalLM.from_pretrained(run / "export" / "model").state_dict()
-    model, norms = reference_training(run / "tiny-model", mt_shards)
+    model, norms = reference_training(run / "tiny-model", mt_shards, plan)
     expected = model.state_dict()
     assert max(norms) > CLIP, "clipping never acted: the test would not cover it"
     assert trained.keys() == expected.keys()
@@ -145,24 +169,31 @@ def test_zero3_two_ranks_grad_accum_equals_plain_pytorch(mt_shards: Path, tmp_pa
 def test_zero3_lora_adapter_equals_plain_pytorch_and_peft(mt_shards: Path, tmp_path: Path) -> None:
     from peft import get_peft_model_state_dict
     from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from training.data import BatchPlan
 
     run = tmp_path / "lora"
     targets = "[" + ", ".join(LORA_TARGETS) + "]"
-    lora = [f"lora.rank={LORA_RANK}", f"lora.alpha={LORA_ALPHA}", "lora.dropout=0.0"]
-    train_zero3(mt_shards, run, "finetune=lora", *lora, f"lora.target_modules={targets}")
+    result = run_training(
+        f"data={mt_shards}", f"run_dir={run}", "deepspeed=zero3_cpu", f"micro_batch_size={MICRO}",
+        f"grad_accum={ACCUM}", f"max_steps_per_stage={STEPS}", f"lr={LR}",
+        f"warmup_ratio={WARMUP_RATIO}", f"grad_clip={LORA_CLIP}", f"weight_decay={DECAY}",
+        f"seed={SEED}", "save_every=1000", "log_every=1", "finetune=lora",
+        f"lora.rank={LORA_RANK}", f"lora.alpha={LORA_ALPHA}", "lora.dropout=0.0",
+        f"lora.target_modules={targets}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
     trained = load_file(run / "export" / "adapter" / "adapter_model.safetensors")
-    model, norms = reference_training(run / "tiny-model", mt_shards, lora=True)
+    plan = BatchPlan(MICRO, ACCUM, RANKS, SEED, 64)
+    model, norms = reference_training(run / "tiny-model", mt_shards, plan, True, LORA_CLIP)
     expected = get_peft_model_state_dict(model)
-    from transformers import AutoModelForCausalLM
-
-    init = get_peft_model_state_dict(
-        with_lora(AutoModelForCausalLM.from_pretrained(run / "tiny-model"))
-    )
-    assert max(norms) > CLIP, "clipping never acted: the test would not cover it"
+    base = AutoModelForCausalLM.from_pretrained(run / "tiny-model")
+    init = get_peft_model_state_dict(with_lora(base))
+    assert max(norms) > LORA_CLIP, "clipping never acted: the test would not cover it"
     assert trained.keys() == expected.keys() and len(expected) == 2 * 2 * len(LORA_TARGETS)
     for name, weight in expected.items():
-        moved = float((weight - init[name]).abs().max())
-        # Every adapter tensor moved (B starts at zero), and the two trainings agree to
+        # Every adapter tensor moved (B from zero), and the two trainings agree to
         # round-off: the same init, the same batches, the same update.
-        assert moved > 1e-4, (name, moved)
+        assert float((weight - init[name]).abs().max()) > 1e-4, name
         torch.testing.assert_close(trained[name], weight, rtol=1e-5, atol=1e-6, msg=name)

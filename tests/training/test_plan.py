@@ -41,7 +41,7 @@ def test_config_validates(path: Path, tmp_path: Path) -> None:
     config = load_train_config(path, [f"data={tmp_path}"])
     assert config.precision == "bf16" and config.model.name in PRESET_NAMES
     ds = deepspeed_config(config, world_size=8)
-    assert ds["train_batch_size"] == config.micro_batch_size * config.grad_accum * 8
+    assert ds["train_batch_size"] == config.micro_batch_size * config.grad_accum_for(8) * 8
     assert ds["zero_optimization"]["stage"] == 3
 
 
@@ -62,7 +62,8 @@ def header_plan(path: Path) -> tuple[list[str], dict[str, float]]:
     assert f"deepspeed training/train.py --config training/configs/{path.name}" in text
     command = re.search(r"python -m training\.plan (.+)", text)
     figures = re.search(
-        r"-> ([\d.]+) GB per GPU at micro batch (\d+), seq len (\d+); largest micro batch (\d+)",
+        r"-> ([\d.]+) GB per GPU at micro batch (\d+), seq len (\d+) \(\d+% of the [\d.]+ "
+        r"usable GB free\); largest micro batch (\d+)",
         text,
     )
     assert command and figures, path
@@ -158,3 +159,35 @@ def test_step_flops_count_blocks_attention_and_answer_head() -> None:
     assert head == 6 * 1536 * 250_880 * 100  # the output layer only at answer positions
     assert full(rows, 0) - full([812], 0) < 0  # attention grows with the row's square
     assert lora(rows, 100) < 0.7 * full(rows, 100)  # no weight gradients for frozen weights
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("dtype", ["bf16", "fp32"])
+def test_output_layer_peak_matches_a_measurement_at_real_width(dtype: str) -> None:
+    """The planner's output-layer peak against bench/head_memory.py (forward and backward
+    of the answer-only head at 250,880 columns, peak resident memory in a fresh process)."""
+    from training.plan import Skeleton, answer_logits
+
+    result = subprocess.run(
+        [sys.executable, "bench/head_memory.py", "--answers", "128", "--dtype", dtype],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    measured = json.loads(result.stdout)["peak_over_before_bytes"]
+    shape = Skeleton(0, 0, 0, hidden=64, layers=1, heads=1, vocab=250_880)
+    work = Workload(1, 256, 2 if dtype == "bf16" else 4, False, False, answer_share=0.5)
+    planned = answer_logits(shape, work)  # 128 answer positions
+    assert abs(planned - measured) < 0.05 * measured, (planned, measured)
+
+
+@pytest.mark.parametrize("name", ["bloomz-1b1-full", "bloomz-3b-full"])
+def test_full_configs_keep_a_tenth_of_usable_memory_free(name: str) -> None:
+    """As their headers print it (test_header_is_the_planners_output keeps them current)."""
+    from training.plan import GPU_RESERVE_GB
+
+    path = REPO_ROOT / "training" / "configs" / f"{name}.yaml"
+    argv, quoted = header_plan(path)
+    usable = float(argv[argv.index("--gpu-memory-gb") + 1]) - GPU_RESERVE_GB
+    assert quoted["per_rank_gb"] <= 0.9 * usable
+    free = re.search(r"\((\d+)% of the ([\d.]+) usable GB free\)", path.read_text())
+    assert free and int(free.group(1)) >= 10 and float(free.group(2)) == usable

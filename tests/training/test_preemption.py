@@ -67,3 +67,62 @@ def test_one_rank_signalled_saves_exits_for_requeue_and_resumes_exactly(
     assert logged_steps(run) == list(range(1, 17))  # resumed after the signal's checkpoint
     assert losses(run) == losses(straight)
     assert not (run / MARKER).exists()
+
+
+def launch_logged(args: tuple[str, ...], log_path: Path) -> subprocess.Popen[str]:
+    with open(log_path, "w") as log:
+        return subprocess.Popen(
+            launch_command(*args), cwd=REPO_ROOT, env=train_env(), stdout=log,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+
+
+def wait_for_step(launcher: subprocess.Popen[str], run: Path, step: int) -> None:
+    deadline = time.time() + 300
+    while not ((run / "metrics.jsonl").exists() and max(losses(run), default=0) >= step):
+        assert launcher.poll() is None and time.time() < deadline, "ended before the signal"
+        time.sleep(0.05)
+
+
+def test_ctrl_c_saves_and_says_it_was_interrupted(built: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = (f"data={built}", f"run_dir={run}", "max_steps_per_stage=400", "save_every=1000",
+            "log_every=1")  # fmt: skip
+    launcher = launch_logged(args, tmp_path / "log")
+    try:
+        wait_for_step(launcher, run, 2)
+        ranks = [rank_process(launcher, 0), rank_process(launcher, 1)]
+        os.killpg(launcher.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        launcher.wait(timeout=300)
+        _, alive = psutil.wait_procs(ranks, timeout=300)  # the launcher may exit first
+        assert not alive
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+    output = (tmp_path / "log").read_text()
+    assert "\ninterrupted (SIGINT, Ctrl-C): checkpoint saved at step " in output, output[-3000:]
+    # (the `deepspeed` runner itself prints a KeyboardInterrupt traceback; no rank does)
+    assert "requeued" not in output and 'train.py", line' not in output, output[-3000:]
+    assert not (run / MARKER).exists()  # nothing for a batch script to requeue
+    step = int(output.split("checkpoint saved at step ")[1].split(";")[0])
+    assert (run / "checkpoints" / f"step{step:08d}").is_dir() and step < 400
+
+
+def test_ranks_stop_and_save_when_the_launcher_dies(built: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = (f"data={built}", f"run_dir={run}", "max_steps_per_stage=400", "save_every=1000",
+            "log_every=1")  # fmt: skip
+    launcher = launch_logged(args, tmp_path / "log")
+    try:
+        wait_for_step(launcher, run, 2)
+        ranks = [rank_process(launcher, 0), rank_process(launcher, 1)]
+        launcher.kill()  # the `deepspeed` command alone; its per-node launcher stays
+        launcher.wait()
+        _, alive = psutil.wait_procs(ranks, timeout=120)
+        assert not alive, "the ranks trained on after their launcher died"
+    finally:
+        os.killpg(launcher.pid, signal.SIGKILL)
+    output = (tmp_path / "log").read_text()
+    assert "the launcher (pid " in output and "is gone: checkpoint saved at step" in output
+    step = int(output.split("checkpoint saved at step ")[1].split(";")[0])
+    assert (run / "checkpoints" / f"step{step:08d}").is_dir() and step < 400

@@ -48,6 +48,8 @@ def test_missing_model_folder_is_named(built: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert_fails_before_training(result, "model.name", "no such folder")
     assert "Repo id" not in result.stderr
+    header = result.stderr.splitlines()[0]  # names the model, not the shard folder
+    assert header.startswith(f"error: model '{tmp_path}/no/such/model'"), header
 
 
 def test_uncached_hub_name_offline_fails_at_once(built: Path, tmp_path: Path) -> None:
@@ -60,6 +62,22 @@ def test_uncached_hub_name_offline_fails_at_once(built: Path, tmp_path: Path) ->
     )  # fmt: skip
     assert_fails_before_training(result, "model.name", "not in the local cache")
     assert time.perf_counter() - started < 60  # no minute of retries
+
+
+def test_second_training_in_one_run_dir_is_refused(built: Path, tmp_path: Path) -> None:
+    from tests.support.lock_holder import start_holder
+
+    run = tmp_path / "run"
+    holder = start_holder(run)  # another process owns the run folder (as a running training)
+    try:
+        result = train_once(f"data={built}", f"run_dir={run}")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert_fails_before_training(
+        result, f"{run}: already being written by another process", f"pid {holder.pid}"
+    )
+    assert not run.exists()
 
 
 def test_config_error_is_printed_once_under_the_launcher(built: Path, tmp_path: Path) -> None:
@@ -137,6 +155,7 @@ def test_full_disk_at_checkpoint_stops_cleanly(
     result = run_training(f"data={built}", f"run_dir={run}", *COMMON)
     assert result.returncode == 1, result.stderr[-3000:]
     assert result.stderr.count("error: saving checkpoint") == 1, result.stderr[-3000:]
+    assert "\nerror: saving checkpoint" in result.stderr  # not after the progress bar
     assert "disk full" in result.stderr and "Traceback" not in result.stderr
     assert list(tiny_disk.iterdir()) == []  # no partial step folder, no `latest`
     assert not (run / "export").exists()

@@ -15,6 +15,7 @@ import torch
 
 from tests.conftest import REPO_ROOT
 from tests.training.conftest import launch_command, losses, run_training, train_env
+from tests.training.test_config import assert_fails_before_training, train_once
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +119,22 @@ def test_resume_after_sigkill_is_exact(data: str, tmp_path: Path) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert max(losses(killed)) < 16, "killed too late to test a resume"
-    resumed = run_training(*common, f"run_dir={killed}")
+    # A relaunch that changes the run (LR, schedule) is refused, before any rank starts,
+    # with every difference listed; the saved config stays as it was.
+    saved = (killed / "config.json").read_text()
+    changed = train_once(*common, f"run_dir={killed}", "lr=3e-3", "max_steps_per_stage=30")
+    assert_fails_before_training(
+        changed, "lr: 0.001 in", "now 0.003", "max_steps_per_stage: 8 in", "now 30",
+        "--allow-config-change",
+    )  # fmt: skip
+    assert (killed / "config.json").read_text() == saved
+    # A bookkeeping setting (how many checkpoints to keep) may change: recorded, same losses.
+    resumed = run_training(*common, f"run_dir={killed}", "keep_last=3")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = [json.loads(line) for line in (killed / "config_changes.jsonl").open()]
+    assert len(record) == 1 and record[0]["changes"] == {"keep_last": {"was": 2, "now": 3}}
+    assert 9 <= record[0]["step"] < 16  # the step the resume continued from
+    assert json.loads((killed / "config.json").read_text())["keep_last"] == 3
     assert losses(killed) == losses(straight)
     assert sorted(losses(killed)) == list(range(1, 17))
     totals = [json.loads((run / "summary.json").read_text()) for run in (killed, straight)]
