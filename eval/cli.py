@@ -78,13 +78,8 @@ def _report(args: argparse.Namespace) -> None:
     from eval.report import report
     from eval.significance import PairedSettings
 
-<<<<<<< HEAD
-    settings = PairedSettings(args.paired, args.resamples, args.seed)
-    print(report(args.runs, args.out, args.baseline, settings, args.labels, args.sanity))
-=======
     settings = PairedSettings(args.paired, args.resamples, args.seed, correction=args.correction)
-    print(report(args.runs, args.out, args.baseline, settings, args.labels))
->>>>>>> main
+    print(report(args.runs, args.out, args.baseline, settings, args.labels, args.sanity))
 
 
 def _align(args: argparse.Namespace) -> None:
@@ -158,16 +153,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=12345, help="seed of the resampling (>= 1)")
     p.add_argument(
-<<<<<<< HEAD
-        "--sanity",
-        help="eval folder of a memorisation run (trained on its own test pairs): its BLEU "
-        "opens the report as a check that the chain can learn",
-=======
         "--correction",
         choices=("holm", "bonferroni", "none"),
         default="holm",
         help="multiple-comparison correction over the directions (default holm)",
->>>>>>> main
+    )
+    p.add_argument(
+        "--sanity",
+        help="eval folder of a memorisation run (trained on its own test pairs): its BLEU "
+        "opens the report as a check that the chain can learn",
     )
     p.set_defaults(run=_report)
     p = sub.add_parser("align", help="AlignInstruct accuracy on the build's dev samples")

@@ -11,20 +11,15 @@ one level up). Labels are the run folder names; where two clash, the last two pa
 their paths (`full/eval`, `full/eval-beam4`); `--labels` names them explicitly. Per
 direction, every system is tested against the baseline on BLEU and chrF++ (and COMET
 where scored) with sacreBLEU's paired bootstrap (or approximate randomization) on the
-<<<<<<< HEAD
-`hyps/` and `refs/` that `eval run` wrote (`eval.significance`). `align.json` (from
-`python -m eval align --out EVAL_FOLDER`) gives each run's AlignInstruct accuracy.
-`--sanity EVAL_FOLDER` opens the report with a memorisation check: the scores of a model
-that was trained on its own test pairs through the same commands.
-=======
 `hyps/` and `refs/` that `eval run` wrote (`eval.significance`), against all references
 where the test set has alternatives; "significant in k of N directions" is corrected for
 the N comparisons (Holm-Bonferroni by default, `--correction`), the raw p-values kept.
 COMET is tested and averaged only on directions its encoder covers, unless the scores
 were made with `comet_uncovered_in_averages=true`. The off-target rate (eval.offtarget)
 gets its own table. `align.json` (from `python -m eval align --out EVAL_FOLDER`) gives each
-run's AlignInstruct accuracy.
->>>>>>> main
+run's AlignInstruct accuracy. `--sanity EVAL_FOLDER` opens the report with a memorisation
+check: the scores of a model that was trained on its own test pairs through the same
+commands.
 """
 
 from __future__ import annotations

@@ -132,4 +132,3 @@ def test_alignment_assertions_are_memorised(memorised: dict[str, Path], tmp_path
     align = json.loads((out / "align.json").read_text())
     assert align["samples"] >= PAIRS // 2 and 0 < align["true_share"] < 1
     assert align["accuracy"] >= 0.95, align
-
