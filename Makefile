@@ -107,11 +107,40 @@ $(D)/$(1)-%/eval/align.json: $(D)/$(1)-%/eval/scores.json $(ALIGN_DATA)/manifest
 endef
 $(foreach kind,full lora,$(eval $(call eval_rules,$(kind))))
 
-$(D)/report/report.md: $(foreach r,$(DEMO_RUNS),$(D)/$(r)/eval/scores.json $(D)/$(r)/eval/align.json) \
-		$(EVAL_SRC)
-	$(PY) -m eval report $(addprefix $(D)/,$(DEMO_RUNS)) --baseline full-mt --out $(D)/report
+# The sanity check that opens the report: a tiny model memorises SANITY_PAIRS short
+# training pairs (train = dev = test) through the same commands, then translates them back.
+# A chain whose decode prompt, labels or EOS do not fit training scores far below 100.
+SANITY_PAIRS ?= 32
+S := $(D)/sanity
+MEMORISE := model.tiny_hidden=128 micro_batch_size=8 grad_accum=1 lr=3e-3 warmup_ratio=0.02 \
+	weight_decay=0.0 epochs_per_stage=[80] save_every=100000
+$(S)/corpus/train.de: $(D)/corpus/train.de
+	rm -rf $(@D) && mkdir -p $(@D)
+	paste $(D)/corpus/train.de $(D)/corpus/train.en | awk -F'\t' 'split($$1, w, " ") <= 7' \
+		| head -n $(SANITY_PAIRS) > $(@D)/pairs.tsv
+	for split in train dev test; do cut -f1 $(@D)/pairs.tsv > $(@D)/$$split.de; \
+		cut -f2 $(@D)/pairs.tsv > $(@D)/$$split.en; done
 
-.PRECIOUS: $(D)/shards-%/manifest.json $(D)/full-%/export/model/model.safetensors \
+$(S)/shards/manifest.json: $(S)/corpus/train.de $(D)/tokenizer/tokenizer.json $(DATA_SRC)
+	$(PY) -m data_prep build freedict corpus.path=$(S)/corpus/ tokenizer=$(D)/tokenizer \
+		curriculum=MT --out $(S)/shards --overwrite
+
+$(S)/run/export/model/model.safetensors: $(S)/shards/manifest.json training/configs/tiny-cpu.yaml \
+		$(TRAIN_SRC)
+	$(call fresh_run,$(S)/run,$(LAUNCH) --config training/configs/tiny-cpu.yaml \
+		data=$(S)/shards run_dir=$(S)/run $(MEMORISE))
+
+$(S)/eval/scores.json: $(S)/run/export/model/model.safetensors $(EVAL_SRC)
+	rm -rf $(@D)
+	$(PY) -m eval run --grid freedict corpus.path=$(S)/corpus/ --model $(S)/run/export/model \
+		--out $(@D)
+
+$(D)/report/report.md: $(foreach r,$(DEMO_RUNS),$(D)/$(r)/eval/scores.json $(D)/$(r)/eval/align.json) \
+		$(S)/eval/scores.json $(EVAL_SRC)
+	$(PY) -m eval report $(addprefix $(D)/,$(DEMO_RUNS)) --baseline full-mt --out $(D)/report \
+		--sanity $(S)/eval
+
+.PRECIOUS: $(S)/run/export/model/model.safetensors $(D)/shards-%/manifest.json $(D)/full-%/export/model/model.safetensors \
 	$(D)/lora-%/export/adapter/adapter_config.json $(D)/%/eval/scores.json $(D)/%/eval/align.json
 
 # Everything (unit + integration: real 2-rank launches, Slurm, installs).

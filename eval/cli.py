@@ -79,7 +79,7 @@ def _report(args: argparse.Namespace) -> None:
     from eval.significance import PairedSettings
 
     settings = PairedSettings(args.paired, args.resamples, args.seed, correction=args.correction)
-    print(report(args.runs, args.out, args.baseline, settings, args.labels))
+    print(report(args.runs, args.out, args.baseline, settings, args.labels, args.sanity))
 
 
 def _align(args: argparse.Namespace) -> None:
@@ -157,6 +157,11 @@ def parser() -> argparse.ArgumentParser:
         choices=("holm", "bonferroni", "none"),
         default="holm",
         help="multiple-comparison correction over the directions (default holm)",
+    )
+    p.add_argument(
+        "--sanity",
+        help="eval folder of a memorisation run (trained on its own test pairs): its BLEU "
+        "opens the report as a check that the chain can learn",
     )
     p.set_defaults(run=_report)
     p = sub.add_parser("align", help="AlignInstruct accuracy on the build's dev samples")

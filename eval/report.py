@@ -17,7 +17,9 @@ the N comparisons (Holm-Bonferroni by default, `--correction`), the raw p-values
 COMET is tested and averaged only on directions its encoder covers, unless the scores
 were made with `comet_uncovered_in_averages=true`. The off-target rate (eval.offtarget)
 gets its own table. `align.json` (from `python -m eval align --out EVAL_FOLDER`) gives each
-run's AlignInstruct accuracy.
+run's AlignInstruct accuracy. `--sanity EVAL_FOLDER` opens the report with a memorisation
+check: the scores of a model that was trained on its own test pairs through the same
+commands.
 """
 
 from __future__ import annotations
@@ -528,6 +530,34 @@ def _fmt3(value: float | None) -> str:
 # --- the report -----------------------------------------------------------------------
 
 
+# A chain that trains, exports, decodes and scores consistently reproduces pairs it was
+# trained to memorise almost exactly; a prompt, label or EOS mismatch does not.
+SANITY_BLEU = 95.0
+
+
+def sanity_section(eval_dir: str | Path) -> list[str]:
+    """'Can the chain learn?': BLEU of a model that memorised its own test pairs through
+    the same commands (the demo's memorisation run), with a verdict."""
+    scores = _json(Path(eval_dir) / "scores.json")
+    if scores is None:
+        raise ConfigError("--sanity", [f"{eval_dir}: no scores.json (run `eval run` there)"])
+    bleu = {name: entry["bleu"] for name, entry in sorted(scores["directions"].items())}
+    sentences = max(entry.get("sentences", 0) for entry in scores["directions"].values())
+    passed = min(bleu.values()) >= SANITY_BLEU
+    verdict = (
+        f"passes (every direction >= {SANITY_BLEU:g})"
+        if passed
+        else f"**FAILS** (below {SANITY_BLEU:g}): training and decoding do not fit together "
+        "(prompt, labels or EOS); the scores below cannot be trusted"
+    )
+    values = ", ".join(f"{name} {value:.1f}" for name, value in bleu.items())
+    return [
+        "## Can the chain learn?", "",
+        f"A model trained through the same commands to memorise {sentences} training pairs, "
+        f"then asked to translate them: BLEU {values}. The check {verdict}.", "",
+    ]  # fmt: skip
+
+
 def _select_base(runs: list[Run], baseline: str | None) -> Run:
     labels = [r.label for r in runs]
     if baseline is not None and baseline not in labels:
@@ -538,6 +568,7 @@ def _select_base(runs: list[Run], baseline: str | None) -> Run:
 def report(
     paths: list[str], out: str | Path, baseline: str | None = None,
     settings: PairedSettings | None = None, labels: str | None = None,
+    sanity: str | Path | None = None,
 ) -> str:  # fmt: skip
     settings = settings or PairedSettings()
     runs = [load_run(p) for p in paths]
@@ -547,7 +578,9 @@ def report(
     tests = significance(runs, base, settings) if len(runs) > 1 else {}
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"# Comparison against {base.label}", "", "## What was compared", ""]
+    lines = [f"# Comparison against {base.label}", ""]
+    lines += sanity_section(sanity) if sanity else []
+    lines += ["## What was compared", ""]
     lines += compared_table(runs) + toy_note(runs)
     lines += ["", "## Results", ""]
     lines += [

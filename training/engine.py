@@ -60,6 +60,8 @@ def build_engine(
         fuse_ops(model)
     if config.finetune == "lora":
         lora = config.lora
+        # The adapter's random init follows the seed alone, whatever loading consumed.
+        torch.manual_seed(config.seed)
         model = add_lora(model, lora.rank, lora.alpha, lora.dropout, lora.target_modules)
     module = AnswerOnlyLM(model)
     multiplier = lr_multiplier(schedule, config.warmup_ratio)

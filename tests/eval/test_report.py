@@ -351,3 +351,24 @@ def test_table_delta_uses_the_unrounded_scores(tmp_path: Path) -> None:
     }}}}  # fmt: skip
     row = metric_table([base, worse], base, "bleu", tests)[2]
     assert "| -0.0019 * | 0.001 * |" in row  # was "+0.00 *": the wrong sign, and zero
+
+
+def test_sanity_section_reports_the_memorisation_check(tmp_path: Path) -> None:
+    from core.typed_config import ConfigError
+    from eval.report import sanity_section
+
+    def scores(de_en: float, en_de: float) -> Path:
+        folder = tmp_path / f"{de_en}-{en_de}"
+        folder.mkdir()
+        directions = {"de-en": {"bleu": de_en, "sentences": 32},
+                      "en-de": {"bleu": en_de, "sentences": 32}}  # fmt: skip
+        (folder / "scores.json").write_text(json.dumps({"directions": directions}))
+        return folder
+
+    passed = "\n".join(sanity_section(scores(100.0, 98.3)))
+    assert "memorise 32 training pairs" in passed and "de-en 100.0, en-de 98.3" in passed
+    assert "passes" in passed and "FAILS" not in passed
+    failed = "\n".join(sanity_section(scores(100.0, 41.0)))
+    assert "**FAILS**" in failed and "cannot be trusted" in failed
+    with pytest.raises(ConfigError, match=r"no scores\.json"):
+        sanity_section(tmp_path / "missing")

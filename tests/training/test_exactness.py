@@ -1,5 +1,7 @@
 """ZeRO-3 on 2 ranks with gradient accumulation computes the same training as a plain
-single-process PyTorch loop: a speed-up must not come from computing something else.
+single-process PyTorch loop, for full fine-tuning and for LoRA (the reference adds the
+same adapter with peft, from the same seed): a speed-up must not come from computing
+something else, and ZeRO-3 must not drop or distort the adapter's update.
 
 train.py runs a few steps (2 ranks, ZeRO-3, grad_accum 2, warm-up, decay, clipping and
 weight decay all active); the reference, written here with nothing from training/ but
@@ -26,6 +28,9 @@ from tests.training.conftest import run_training
 
 STEPS, MICRO, ACCUM, RANKS = 4, 4, 2, 2
 LR, WARMUP_RATIO, CLIP, DECAY, SEED = 3e-3, 0.5, 0.05, 0.1, 7
+# LoRA: B starts at zero, so the first gradients are small; a clip that acts on them.
+LORA_RANK, LORA_ALPHA, LORA_CLIP = 4, 8, 0.004
+LORA_TARGETS = ["query_key_value", "dense_4h_to_h"]
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +82,31 @@ def token_budget(shards: Path) -> int:
     raise AssertionError("no budget gives steps of different micro-batch counts")
 
 
-def reference_training(init: Path, shards: Path, plan: Any) -> tuple[torch.nn.Module, list[float]]:
+def with_lora(model: torch.nn.Module) -> torch.nn.Module:
+    """peft's LoRA on `model`, its random init drawn right after seeding (as train.py does)."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(SEED)
+    config = LoraConfig(r=LORA_RANK, lora_alpha=LORA_ALPHA, lora_dropout=0.0,
+                        target_modules=LORA_TARGETS, task_type="CAUSAL_LM")  # fmt: skip
+    return get_peft_model(model, config)
+
+
+def reference_training(
+    init: Path, shards: Path, plan: Any, lora: bool = False, clip: float = CLIP
+) -> tuple[torch.nn.Module, list[float]]:
     """Plain PyTorch, one process: returns the model and each step's gradient norm."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from training.data import load_stages
 
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
+    model = with_lora(model).train() if lora else model
+    trainable = [p for p in model.parameters() if p.requires_grad]
     pad = AutoTokenizer.from_pretrained(init).pad_token_id
     stage = load_stages(shards)[0]
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=DECAY
+        trainable, lr=LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=DECAY
     )
     norms = []
     for step, micro_batches in enumerate(plan.epoch(stage.lengths, 0)[:STEPS]):
@@ -99,7 +118,7 @@ def reference_training(init: Path, shards: Path, plan: Any) -> tuple[torch.nn.Mo
                 logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum"
             )
             (loss / answer_tokens).backward()
-        norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)))
+        norms.append(float(torch.nn.utils.clip_grad_norm_(trainable, clip)))
         for group in optimizer.param_groups:
             group["lr"] = LR * lr_factor(step)
         optimizer.step()
@@ -144,4 +163,37 @@ def test_zero3_two_ranks_grad_accum_equals_plain_pytorch(
         # difference between the two trainings, which is round-off only.
         assert moved > 1e-4, (name, moved)
         assert off <= 1e-6 + 1e-3 * moved, (name, off, moved)
+        torch.testing.assert_close(trained[name], weight, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_zero3_lora_adapter_equals_plain_pytorch_and_peft(mt_shards: Path, tmp_path: Path) -> None:
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from training.data import BatchPlan
+
+    run = tmp_path / "lora"
+    targets = "[" + ", ".join(LORA_TARGETS) + "]"
+    result = run_training(
+        f"data={mt_shards}", f"run_dir={run}", "deepspeed=zero3_cpu", f"micro_batch_size={MICRO}",
+        f"grad_accum={ACCUM}", f"max_steps_per_stage={STEPS}", f"lr={LR}",
+        f"warmup_ratio={WARMUP_RATIO}", f"grad_clip={LORA_CLIP}", f"weight_decay={DECAY}",
+        f"seed={SEED}", "save_every=1000", "log_every=1", "finetune=lora",
+        f"lora.rank={LORA_RANK}", f"lora.alpha={LORA_ALPHA}", "lora.dropout=0.0",
+        f"lora.target_modules={targets}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = load_file(run / "export" / "adapter" / "adapter_model.safetensors")
+    plan = BatchPlan(MICRO, ACCUM, RANKS, SEED, 64)
+    model, norms = reference_training(run / "tiny-model", mt_shards, plan, True, LORA_CLIP)
+    expected = get_peft_model_state_dict(model)
+    base = AutoModelForCausalLM.from_pretrained(run / "tiny-model")
+    init = get_peft_model_state_dict(with_lora(base))
+    assert max(norms) > LORA_CLIP, "clipping never acted: the test would not cover it"
+    assert trained.keys() == expected.keys() and len(expected) == 2 * 2 * len(LORA_TARGETS)
+    for name, weight in expected.items():
+        # Every adapter tensor moved (B from zero), and the two trainings agree to
+        # round-off: the same init, the same batches, the same update.
+        assert float((weight - init[name]).abs().max()) > 1e-4, name
         torch.testing.assert_close(trained[name], weight, rtol=1e-5, atol=1e-6, msg=name)
