@@ -24,8 +24,8 @@ def resolve(path_or_name: str | Path, package: str, suffix: str) -> Path:
     if given.exists():
         return given
     folder = shipped_dir(package)
-    for name in (given.name, f"{given.name}{suffix}"):
-        if given.suffix in ("", suffix) and (folder / name).is_file():
+    for name in (given.name, f"{given.name}{suffix}"):  # names may hold dots (qwen2.5-...)
+        if name.endswith(suffix) and (folder / name).is_file():
             return folder / name
     return given
 

@@ -5,6 +5,7 @@ asks for. Each returns problems naming the file or key."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.families import family_named, family_of, tiny_config
@@ -12,6 +13,14 @@ from core.hub import model_source_problems
 from data_prep.contract.manifest import verify_files
 from data_prep.contract.tokenizer import load_tokenizer, tokenizer_identity
 from training.config import TrainConfig
+
+
+def shards_problems(config: TrainConfig) -> list[str]:
+    """The data folder must be a finished data-prep output. Checked with the inputs, not
+    when the config loads, so that a config loads (the planner's) before any build."""
+    if (Path(config.data) / "manifest.json").is_file():
+        return []
+    return [f"data: {config.data!r} has no manifest.json (run python -m data_prep build)"]
 
 
 def input_problems(config: TrainConfig, manifest: dict[str, Any]) -> list[str]:

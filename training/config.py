@@ -143,10 +143,6 @@ class TrainConfig:
                 f"deepspeed: {self.deepspeed!r} is neither a file nor a shipped config "
                 f"{shipped_names(DS_CONFIGS_PACKAGE, '.json')}"
             )
-        if not (Path(self.data) / "manifest.json").is_file():
-            found.append(
-                f"data: {self.data!r} has no manifest.json (run python -m data_prep build)"
-            )
         return found
 
     def batch_problems(self, world_size: int) -> list[str]:

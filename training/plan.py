@@ -27,11 +27,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from core.families import FALLBACK, ModelFamily, family_of
-from core.typed_config import ConfigError, apply_overrides, convert
-from training.config import TrainConfig
+from core.typed_config import ConfigError
+from training.config import TrainConfig, load_train_config
 from training.presets import ALL_PRESET_NAMES, model_config_dict
 
 GB = 2**30
@@ -232,21 +230,11 @@ def largest_micro_batch(shape: Skeleton, hw: Hardware, work: Workload, limit: in
 
 
 def load_plan_config(path: str | None, overrides: list[str]) -> TrainConfig:
-    """The training config, checked like train.py does, except for the shards: the
-    planner does not read data."""
-    data: dict[str, Any] = {"data": "-", "run_dir": "-"}
-    if path:
-        try:
-            data.update(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(path, [f"cannot read: {err}"]) from None
-    problems: list[str] = []
-    config = convert(TrainConfig, apply_overrides(data, overrides), "", problems)
-    if not problems:
-        problems = [p for p in config.problems("config") if not p.startswith("data:")]
-    if problems:
-        raise ConfigError(path or "command line", problems)
-    return config
+    """The training config, loaded and checked as train.py loads it (a path or a shipped
+    name); without a file, `data` and `run_dir` are placeholders: the planner reads no
+    data."""
+    placeholders = [] if path else ["data=unused", "run_dir=unused"]
+    return load_train_config(path, [*placeholders, *overrides])
 
 
 DEFAULT_SEQ_LEN = 512  # the shipped recipes' max_seq_len

@@ -47,7 +47,7 @@ from core.lock import LockError
 from core.typed_config import ConfigError, to_dict
 from data_prep.contract.manifest import read_manifest
 from training.checkpoints import CheckpointError, Checkpoints, ResumePosition
-from training.checks import input_problems, inputs_source
+from training.checks import input_problems, inputs_source, shards_problems
 from training.config import TrainConfig, deepspeed_config, load_train_config
 from training.data import IGNORE, BatchPlan, StageData, collate, load_stages
 from training.devloss import DevLoss
@@ -101,6 +101,8 @@ def validate(config: TrainConfig, world: int) -> Inputs:
     try:
         if not config.model.tiny:
             prefer_offline()  # an unreachable hub fails at once, not after a minute of retries
+        if problems := shards_problems(config):
+            raise ConfigError(config.data, problems)
         manifest = read_manifest(config.data)
         problems = input_problems(config, manifest) + config.batch_problems(world)
         if problems:

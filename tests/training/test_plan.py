@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.resources import shipped_names
 from tests.conftest import REPO_ROOT
-from training.config import deepspeed_config, load_train_config
+from training.config import CONFIGS_PACKAGE, deepspeed_config, load_train_config
 from training.plan import Hardware, Workload, estimate, parse_args, plan, skeleton
 from training.presets import PRESET_NAMES, preset_config
 
@@ -191,3 +192,20 @@ def test_full_configs_keep_a_tenth_of_usable_memory_free(name: str) -> None:
     assert quoted["per_rank_gb"] <= 0.9 * usable
     free = re.search(r"\((\d+)% of the ([\d.]+) usable GB free\)", path.read_text())
     assert free and int(free.group(1)) >= 10 and float(free.group(2)) == usable
+
+
+@pytest.mark.parametrize("name", shipped_names(CONFIGS_PACKAGE, ".yaml"), ids=lambda name: name)
+def test_planner_loads_every_config_train_py_loads(name: str) -> None:
+    """By shipped name, before any shards are built (the configs' data folders do not
+    exist here): the planner's config is train.py's."""
+    from training.plan import load_plan_config
+
+    assert not (Path(load_train_config(name).data) / "manifest.json").exists()
+    assert load_plan_config(name, []) == load_train_config(name)
+
+
+def test_planner_plans_a_shipped_config_by_name() -> None:
+    from training.plan import parse_args, plan
+
+    result = plan(parse_args(["--config", "bloomz-1b1-lora"]))
+    assert result["fits"] and result["per_rank_gb"] > 0
