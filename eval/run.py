@@ -69,17 +69,17 @@ def prepare(
 
 def load_model(model: str, adapter: str | None) -> tuple[Any, Any]:
     """A full model folder or hub name, optionally with a LoRA adapter merged in."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from core.models import load_causal_lm, merge_adapter
 
     try:
-        lm = AutoModelForCausalLM.from_pretrained(model, torch_dtype="auto")
+        lm = load_causal_lm(model)
         tokenizer = AutoTokenizer.from_pretrained(adapter or model)
     except (OSError, ValueError) as err:
         raise ConfigError("model", [f"cannot load {adapter or model!r}: {err}"]) from None
     if adapter:
-        from peft import PeftModel
-
-        lm = PeftModel.from_pretrained(lm, adapter).merge_and_unload()
+        lm = merge_adapter(lm, adapter)
     return lm.to(compute_device()).eval(), tokenizer
 
 

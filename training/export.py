@@ -11,6 +11,7 @@ import torch.distributed as dist
 from torch import nn
 
 from core.fileio import atomic_dir
+from core.models import merge_adapter as core_merge_adapter
 from data_prep.contract.tokenizer import load_tokenizer
 from training.config import TrainConfig
 from training.engine import model_dtype
@@ -77,10 +78,8 @@ def export_outputs(
 def merge_adapter(base: str, adapter: Path, out_dir: Path, config: TrainConfig) -> None:
     """Fold a LoRA adapter into a fresh copy of its base model, loaded in the dtype it was
     trained in (a bf16 run gives a bf16 merged model, half the size of fp32)."""
-    from peft import PeftModel
-
     model = load_model(base, config.model.trust_remote_code, model_dtype(config))
-    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    merged = core_merge_adapter(model, str(adapter))
     with atomic_dir(out_dir, overwrite=True) as out:
         merged.save_pretrained(out, safe_serialization=True)
         load_tokenizer(str(adapter)).save_pretrained(out)

@@ -24,6 +24,7 @@ from core.families import (
     text_config,
     tiny_config,
 )
+from core.models import load_causal_lm
 from training.data import IGNORE
 
 
@@ -64,19 +65,7 @@ def build_tiny_bloom(
 def load_model(
     path: str, trust_remote_code: bool, dtype: torch.dtype, activation_checkpointing: bool = False
 ) -> nn.Module:
-    from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.integrations import is_deepspeed_zero3_enabled
-
-    extra: dict[str, Any] = {}
-    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    pad = getattr(text_config(config), "pad_token_id", None)
-    if is_deepspeed_zero3_enabled() and family_of(text_config(config)).zero3_drop_padding_idx:
-        extra["pad_token_id"] = None  # see ModelFamily.zero3_drop_padding_idx
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=dtype, trust_remote_code=trust_remote_code, **extra
-    )
-    if extra:  # the padding row then gets gradients, but padding is masked: none reach it
-        text_config(model.config).pad_token_id = pad
+    model = load_causal_lm(path, dtype, trust_remote_code)
     if activation_checkpointing:
         # Non-reentrant: recomputation runs through ZeRO-3's parameter hooks and needs no
         # input that requires grad (LoRA freezes the embeddings).
