@@ -56,13 +56,22 @@ class ModelConfig:
     have no such swap."""
 
     name: str = "bloomz-560m"
+    """A preset (bloomz-560m ... bloomz-7b1, qwen2.5-1.5b, llama-3.2-1b, ...), a hub name
+    or a local folder."""
     tiny: bool = False
+    """Build a tiny random model of `tiny_family` with the data's tokenizer instead."""
     tiny_family: str = "bloom"
+    """The tiny model's family (core/families.py)."""
     tiny_hidden: int = 64
+    """The tiny model's hidden size."""
     tiny_layers: int = 2
+    """The tiny model's layers."""
     tiny_heads: int = 4
+    """The tiny model's attention heads."""
     trust_remote_code: bool = False
+    """Let transformers run the model folder's own code."""
     fused_gelu: bool = True
+    """BLOOM: PyTorch's fused tanh GELU for transformers' element-wise one (same function)."""
 
     def resolved(self) -> str:
         return {**MODEL_PRESETS, **FAMILY_PRESETS}.get(self.name, self.name)
@@ -71,12 +80,15 @@ class ModelConfig:
 @dataclass(frozen=True)
 class LoraConfig:
     rank: int = 8
+    """The adapter's rank r."""
     alpha: int = 16
+    """LoRA's alpha: the update is scaled by alpha / rank."""
     dropout: float = 0.05
-    # Empty: the model family's default (BLOOM: query_key_value; Llama, Qwen, Gemma,
-    # Mistral: q_proj, v_proj; an unknown family: every linear layer). Checked against the
-    # model's module names before any rank starts (training/checks.py).
+    """Dropout on the adapter's input."""
     target_modules: list[str] = field(default_factory=list)
+    """Module names to adapt; empty: the family's default (BLOOM query_key_value; Llama,
+    Qwen, Gemma, Mistral q_proj, v_proj; unknown: every linear layer). Checked against the
+    model before any rank starts."""
 
     def problems(self, key: str) -> list[str]:
         found = [] if self.rank >= 1 else [f"{key}.rank: must be >= 1"]
@@ -86,33 +98,59 @@ class LoraConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     data: str
+    """The data-prep build folder (its manifest.json and shards)."""
     run_dir: str
+    """Where checkpoints, metrics, the resolved config and the exports go."""
     model: ModelConfig = field(default_factory=ModelConfig)
+    """The model to fine-tune."""
     finetune: Literal["full", "lora"] = "full"
+    """Full fine-tuning, or a LoRA adapter on the frozen model."""
     lora: LoraConfig = field(default_factory=LoraConfig)
+    """The adapter (with finetune=lora)."""
     deepspeed: str = "zero3"
+    """A DeepSpeed JSON file or a shipped name (zero3 for GPUs, zero3_cpu, zero3_offload,
+    zero2); its "auto" keys are filled from this config."""
     precision: Literal["fp32", "bf16"] = "fp32"
-    activation_checkpointing: bool = False  # recompute each block's activations in backward
-    micro_batch_size: int = 8  # rows per micro-batch (with a token budget: at most)
-    global_batch_size: int | None = None  # rows per optimizer step, over all ranks
-    grad_accum: int | None = None  # derived from global_batch_size; else 1 when unset
-    # Pack micro-batches by a token budget (padded rows x width <= it): a step's rows are
-    # cut into as few micro-batches per rank as fit (training/data.py BatchPlan).
+    """Weights and compute precision."""
+    activation_checkpointing: bool = False
+    """Recompute each block's activations in the backward pass (less memory, more time)."""
+    micro_batch_size: int = 8
+    """Rows per micro-batch per rank (with a token budget: at most)."""
+    global_batch_size: int | None = None
+    """Rows per optimizer step over all ranks: the same run on any number of GPUs."""
+    grad_accum: int | None = None
+    """Micro-batches per step per rank; derived from global_batch_size, else 1."""
     max_tokens_per_micro_batch: int | None = None
+    """Pack micro-batches by this token budget (padded rows x width): a step's rows are cut
+    into as few micro-batches per rank as fit."""
     epochs_per_stage: list[float] = field(default_factory=lambda: [1.0])
+    """Epochs of each curriculum stage (one value: every stage)."""
     max_steps_per_stage: int | None = None
+    """Cap each stage at this many optimizer steps."""
     lr: float = 2e-5
+    """Peak learning rate (warm-up, then linear decay to zero, within each stage)."""
     weight_decay: float = 0.0
+    """AdamW weight decay."""
     warmup_ratio: float = 0.01
+    """Share of each stage's steps spent warming up the LR."""
     grad_clip: float = 1.0
+    """Clip the global gradient norm to this."""
     seed: int = 1
+    """Seed of the batch order, dropout, the tiny model and the adapter's init."""
     log_every: int = 10
-    eval_every: int | None = None  # dev loss every N steps (and at each stage end), if built
+    """Log a metrics row every N steps."""
+    eval_every: int | None = None
+    """Dev loss every N steps (and at each stage end), when the build has a dev split."""
     save_every: int = 500
+    """Checkpoint every N steps (and at each stage end)."""
     keep_last: int = 2
+    """Checkpoints kept."""
     resume: Literal["auto", "never"] = "auto"
+    """auto: continue from the newest checkpoint in run_dir that loads."""
     export_merged: bool = False
+    """LoRA: also export the base model with the adapter merged in."""
     length_group_batches: int = 64
+    """Global batches per length-sorted window (less padding, still shuffled steps)."""
 
     def problems(self, key: str) -> list[str]:
         found = []
