@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy.testing  # noqa: F401  (its import runs `lscpu` once: before the unit guard)
 import pytest
 
 from data_prep.build import build
