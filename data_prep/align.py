@@ -63,9 +63,13 @@ class AlignConfig:
     """
 
     aligner: Aligner = "eflomal"
+    """The word aligner: eflomal, or fast_align (sil-thot's implementation)."""
     lowercase: bool = True
+    """Align lowercased words."""
     fast_align_iterations: int = 5
+    """EM iterations of fast_align."""
     links: dict[str, Symmetrization] = field(default_factory=_default_links)
+    """Per instruction type (align, hint, revise): the symmetrised link set it reads."""
 
     def problems(self, key: str = "align") -> list[str]:
         """Checks beyond the field types (the Literal fields are checked on load)."""

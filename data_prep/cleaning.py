@@ -74,12 +74,19 @@ class CleanConfig:
     """
 
     max_chars: int = 1000
+    """Drop a pair with a side longer than this many characters (`too_long`)."""
     max_length_ratio: float = 3.0
+    """Drop a pair whose sides' word counts differ by more than this factor."""
     ratio_min_words: int = 6
+    """Apply the ratio test only when the longer side has at least this many words."""
     dedup: bool = False
+    """Drop repeated pairs."""
     drop_identical: bool = True
+    """Drop pairs whose two sides are the same text (untranslated copies)."""
     min_script_share: float = 0.5
+    """Least share of a line's letters in its language's script; 0: off."""
     warn_drop_share: float = 0.2
+    """Warn (and record in the manifest) when cleaning drops more of a pair's lines."""
 
     def problems(self, key: str = "clean") -> list[str]:
         found = []
