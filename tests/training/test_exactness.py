@@ -139,7 +139,11 @@ def test_zero3_two_ranks_grad_accum_equals_plain_pytorch(
     else:
         budget = token_budget(mt_shards)
         plan = BatchPlan(MICRO, 1, RANKS, SEED, 64, max_tokens=budget)
-        extra = [f"global_batch_size={MICRO * RANKS}", f"max_tokens_per_micro_batch={budget}"]
+        extra = [
+            f"global_batch_size={MICRO * RANKS}",
+            "grad_accum=null",
+            f"max_tokens_per_micro_batch={budget}",
+        ]
     run = tmp_path / "zero3"
     result = run_training(
         f"data={mt_shards}", f"run_dir={run}", "deepspeed=zero3_cpu", f"micro_batch_size={MICRO}",
