@@ -77,7 +77,7 @@ def test_shipped_configs_by_name(installed: Path, built: Path, tmp_path: Path) -
     result = run(installed, tmp_path, "-c", code)
     assert result.returncode == 0, result.stderr
     ds_json, finetune, _, recipe = result.stdout.split()
-    assert Path(ds_json).is_file() and Path(ds_json).name == "zero3.json"
+    assert Path(ds_json).is_file() and Path(ds_json).name == "zero3_cpu.json"
     assert finetune == "full" and recipe == "opus100-supervised"
 
 
