@@ -84,11 +84,16 @@ def wait_for_step(launcher: subprocess.Popen[str], run: Path, step: int) -> None
         time.sleep(0.05)
 
 
-def test_ctrl_c_saves_and_says_it_was_interrupted(built: Path, tmp_path: Path) -> None:
+def long_run(built: Path, tmp_path: Path) -> tuple[Path, subprocess.Popen[str]]:
+    """A 400-step run, its output logged to tmp_path/log: (run_dir, launcher)."""
     run = tmp_path / "run"
     args = (f"data={built}", f"run_dir={run}", "max_steps_per_stage=400", "save_every=1000",
             "log_every=1")  # fmt: skip
-    launcher = launch_logged(args, tmp_path / "log")
+    return run, launch_logged(args, tmp_path / "log")
+
+
+def test_ctrl_c_saves_and_says_it_was_interrupted(built: Path, tmp_path: Path) -> None:
+    run, launcher = long_run(built, tmp_path)
     try:
         wait_for_step(launcher, run, 2)
         ranks = [rank_process(launcher, 0), rank_process(launcher, 1)]
@@ -109,10 +114,7 @@ def test_ctrl_c_saves_and_says_it_was_interrupted(built: Path, tmp_path: Path) -
 
 
 def test_ranks_stop_and_save_when_the_launcher_dies(built: Path, tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    args = (f"data={built}", f"run_dir={run}", "max_steps_per_stage=400", "save_every=1000",
-            "log_every=1")  # fmt: skip
-    launcher = launch_logged(args, tmp_path / "log")
+    run, launcher = long_run(built, tmp_path)
     try:
         wait_for_step(launcher, run, 2)
         ranks = [rank_process(launcher, 0), rank_process(launcher, 1)]
