@@ -4,9 +4,11 @@
 
 What the planner's `answer_logits` (training/plan.py) predicts: the logits of the answer
 positions, as AnswerOnlyLM computes them (linear in the model dtype, `.float()`, summed
-cross entropy), then backward. Run in a fresh process: the peak resident set size
-(`ru_maxrss`) over the resident size just before the forward, after a small warm-up has
-loaded the kernels. Prints one JSON line with the bytes per answer x vocab element.
+cross entropy), then backward. The peak resident set size of this process's memory map
+(`VmHWM`) over the resident size just before the forward, after a small warm-up has
+loaded the kernels. Not `ru_maxrss`: Linux carries that across fork and exec, so a child
+of a large process (a test suite) would report its parent's size. Prints one JSON line
+with the bytes per answer x vocab element.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ def resident_bytes() -> int:
     return pages * resource.getpagesize()
 
 
+def peak_resident_bytes() -> int:
+    """The high-water mark of this process's own memory map, which exec starts afresh."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError("/proc/self/status has no VmHWM line (Linux only)")
+
+
 def measure(answers: int, hidden: int, vocab: int, dtype: torch.dtype, full: bool) -> dict:
     torch.manual_seed(0)
     weight = (torch.randn(vocab, hidden) * 0.02).to(dtype).requires_grad_(full)
@@ -42,7 +52,7 @@ def measure(answers: int, hidden: int, vocab: int, dtype: torch.dtype, full: boo
     loss = F.cross_entropy(logits, labels, reduction="sum")
     del logits
     loss.backward()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    peak = peak_resident_bytes()
     return {
         "answers": answers, "hidden": hidden, "vocab": vocab, "dtype": str(dtype),
         "weight_trained": full, "peak_over_before_bytes": peak - before,

@@ -225,12 +225,25 @@ def _convert_dataclass(cls: type, value: Any, key: str, problems: list[str]) -> 
             problems.append(f"{_join(key, name)}: required key is missing")
             missing = True
     if missing:
+        problems.extend(_checks_without(cls, kwargs, key))
         return None
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
         problems.append(f"{key or 'config'}: {err}")
         return None
+
+
+def _checks_without(cls: type, kwargs: dict[str, Any], key: str) -> list[str]:
+    """The value checks a config with missing keys would fail too, so that one run names
+    every problem: the checks run on a stand-in whose missing keys are None (a check that
+    reads one of them is skipped)."""
+    stand_in = object.__new__(cls)
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        value = kwargs.get(f.name, None if default is dataclasses.MISSING else default)
+        object.__setattr__(stand_in, f.name, value)
+    return _cross_checks(stand_in, key)
 
 
 def to_dict(obj: Any) -> Any:

@@ -201,6 +201,14 @@ def test_missing_required_key_is_reported_once(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "inner: {n: 2}\n") == ["name: required key is missing"]
 
 
+def test_value_problems_are_reported_with_a_missing_key(tmp_path: Path) -> None:
+    # Every problem in one run: a missing key does not hide a bad value beside it.
+    assert problems_of(tmp_path, "inner: {n: -1}\n") == [
+        "name: required key is missing",
+        "inner.n: must be >= 0",
+    ]
+
+
 def test_cross_checks_run_with_keys(tmp_path: Path) -> None:
     assert problems_of(tmp_path, "name: reserved\ninner: {n: -1}\n") == [
         "inner.n: must be >= 0",

@@ -167,13 +167,19 @@ def test_step_flops_count_blocks_attention_and_answer_head() -> None:
 def test_output_layer_peak_matches_a_measurement_at_real_width(dtype: str) -> None:
     """The planner's output-layer peak against bench/head_memory.py (forward and backward
     of the answer-only head at 250,880 columns, peak resident memory in a fresh process)."""
+    import numpy as np
+
     from training.plan import Skeleton, answer_logits
 
+    # A parent far larger than the head, as a test suite is by then: Linux carries the
+    # parent's peak across fork and exec, so a child's ru_maxrss would report this ballast.
+    ballast = np.ones(100_000_000)  # 800 MB, resident
     result = subprocess.run(
         [sys.executable, "bench/head_memory.py", "--answers", "128", "--dtype", dtype],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
+    assert ballast.sum() == 100_000_000
     measured = json.loads(result.stdout)["peak_over_before_bytes"]
     shape = Skeleton(0, 0, 0, hidden=64, layers=1, heads=1, vocab=250_880)
     work = Workload(1, 256, 2 if dtype == "bf16" else 4, False, False, answer_share=0.5)
