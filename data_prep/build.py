@@ -55,6 +55,7 @@ from data_prep.aligned import (
     prepare_pair,
     read_chunk,
 )
+from data_prep.contract.chat import ChatFormat, chat_format
 from data_prep.contract.languages import language_name
 from data_prep.contract.readers import corpus_files
 from data_prep.contract.shards import token_dtype
@@ -142,30 +143,33 @@ def pair_plans(recipe: Recipe, work: Path, align_cache: Path) -> list[PairPlan]:
 
 
 _WORKER_TOKENIZER: Any = None
+_WORKER_CHAT: ChatFormat | None = None
 
 
-def _init_worker(path: str) -> None:
-    global _WORKER_TOKENIZER
+def _init_worker(path: str, chat: ChatFormat | None) -> None:
+    global _WORKER_TOKENIZER, _WORKER_CHAT
     # One process per core already: the Rust tokenizer must not start threads of its own.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    _WORKER_TOKENIZER = load_tokenizer(path)
+    _WORKER_TOKENIZER, _WORKER_CHAT = load_tokenizer(path), chat
 
 
 class Runner:
     """`workers` processes (each with the tokenizer) that map jobs in order, at most
     `2 * workers` in flight; with one worker, jobs run in this process."""
 
-    def __init__(self, workers: int, tokenizer_path: str) -> None:
+    def __init__(self, workers: int, tokenizer_path: str, chat: ChatFormat | None) -> None:
         self.workers = workers
         self._pool: Any = None
         if workers <= 1:
-            _init_worker(tokenizer_path)
+            _init_worker(tokenizer_path, chat)
             return
         # fork: workers start in milliseconds instead of re-importing transformers; the
         # parent has not run the Rust tokenizer's thread pool yet, so forking is safe.
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         context = mp.get_context(method)
-        self._pool = context.Pool(workers, initializer=_init_worker, initargs=(tokenizer_path,))
+        self._pool = context.Pool(
+            workers, initializer=_init_worker, initargs=(tokenizer_path, chat)
+        )
 
     def ordered(self, function: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[Any]:
         if self._pool is None:
@@ -190,13 +194,14 @@ def _build_into(recipe: Recipe, work: Path, cache_dir: Path, progress: bool) -> 
     templates = load_templates(recipe.templates)
     tokenizer = load_tokenizer(recipe.tokenizer)
     identity = tokenizer_identity(tokenizer)
+    chat = chat_format(tokenizer) if recipe.chat_template else None
     names = {
         code: language_name(code, recipe.language_names)
         for p in recipe.pairs
         for code in p.split("-")
     }
     timings = Timings()
-    runner = Runner(recipe.workers, recipe.tokenizer)
+    runner = Runner(recipe.workers, recipe.tokenizer, chat)
     try:
         with timings.step("prepare"):
             corpora = list(
@@ -234,6 +239,7 @@ def _build_into(recipe: Recipe, work: Path, cache_dir: Path, progress: bool) -> 
         "seed": recipe.seed,
         "curriculum": recipe.curriculum,
         "template_version": templates.version,
+        "prompt_format": chat.record() if chat else {"chat_template": False},
         "wordtok_version": WORDTOK_VERSION,
         "segmentation": {code: segmentation(code) for code in names},
         "tokenizer": identity,
@@ -353,7 +359,9 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
         result.rows = [_align_row(sample) for sample in samples]
     else:
         batch = [(s.prompt, s.answer) for s in samples]
-        result.encoded = encode_batch(_WORKER_TOKENIZER, batch, job.max_len) if batch else _EMPTY
+        result.encoded = (
+            encode_batch(_WORKER_TOKENIZER, batch, job.max_len, _WORKER_CHAT) if batch else _EMPTY
+        )
     result.seconds = {"instructions": built - started, "encode": time.perf_counter() - built}
     return result
 
@@ -361,7 +369,7 @@ def run_chunk(job: ChunkJob) -> ChunkResult:
 def _encode_job(job: tuple[list[tuple[str, str]], int]) -> ChunkResult:
     """In a worker: tokenise a batch of samples built in the parent (ReviseInstruct)."""
     started = time.perf_counter()
-    encoded = encode_batch(_WORKER_TOKENIZER, *job)
+    encoded = encode_batch(_WORKER_TOKENIZER, *job, _WORKER_CHAT)
     seconds = {"encode": time.perf_counter() - started}
     return ChunkResult(0, Counter(), Counter(), seconds, encoded=encoded)
 

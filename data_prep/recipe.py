@@ -144,6 +144,9 @@ class Recipe:
     revise_instruct: ReviseInstructConfig = field(default_factory=ReviseInstructConfig)
     templates: str | None = None
     """Template overrides (YAML); none: the default templates."""
+    chat_template: bool = False
+    """Wrap each prompt and answer in the tokenizer's chat template (instruction-tuned
+    Llama, Qwen, Gemma, Mistral); the loss stays on the answer. Off for BLOOMZ."""
     max_seq_len: int = 512
     """Longest sample in tokens; longer ones are truncated (counted in the manifest)."""
     shard_max_tokens: int = 50_000_000

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from core.fileio import sha256_file
+from data_prep.contract.chat import ChatFormat, PromptFormat
 from data_prep.contract.shards import MASK_SUFFIX, indexed_dataset_module
 from data_prep.contract.tokenizer import load_tokenizer
 
@@ -48,22 +49,23 @@ def _init_worker(path: str) -> None:
     _WORKER_TOKENIZER = load_tokenizer(path)
 
 
-def encode_batch(tokenizer: Any, batch: list[tuple[str, str]], max_len: int) -> Encoded:
-    """Tokenize prompts (with the tokenizer's own special tokens) and answers, add EOS.
+def encode_batch(
+    tokenizer: Any, batch: list[tuple[str, str]], max_len: int, chat: ChatFormat | None = None
+) -> Encoded:
+    """Tokenize prompts and answers as `PromptFormat` does (plain: the prompt with the
+    tokenizer's own special tokens, the answer, EOS; `chat`: in the chat template).
 
     A sample longer than `max_len` keeps its prompt and loses the end of its answer
     (and its EOS: a cut answer must not teach the model to stop there); a sample whose
     prompt alone leaves no room for one answer token is dropped.
     """
-    # Only the ids: building attention masks too costs about a third of the call.
-    ids_only = {"return_attention_mask": False, "return_token_type_ids": False}
-    prompts = tokenizer([p for p, _ in batch], add_special_tokens=True, **ids_only)["input_ids"]
-    answers = tokenizer([a for _, a in batch], add_special_tokens=False, **ids_only)["input_ids"]
-    eos = tokenizer.eos_token_id
+    tokens = PromptFormat(tokenizer, chat or False)
+    prompts = tokens.prompt_ids([p for p, _ in batch])
+    answers = tokens.answer_ids([a for _, a in batch])
     pieces, lengths, prompt_lengths, kept = [], [], [], []
     truncated = dropped = 0
     for prompt, answer in zip(prompts, answers, strict=True):
-        ids = prompt + answer + [eos]
+        ids = prompt + answer
         if len(ids) > max_len:
             if len(prompt) >= max_len:
                 dropped += 1

@@ -28,6 +28,7 @@ from core.devices import model_device
 from core.families import backbone, softcap_logits
 from core.fileio import write_json
 from core.typed_config import ConfigError
+from data_prep.contract.chat import ChatFormat, PromptFormat, chat_format, format_problems
 from data_prep.contract.manifest import read_manifest
 from data_prep.contract.readers import CorpusError
 from data_prep.contract.templates import Templates
@@ -122,14 +123,12 @@ def _batch_logprobs(
 def answer_logprobs(
     model: Any, tokenizer: Any, prompts: Sequence[str], answers: Sequence[str],
     batch_size: int = 32, progress: Callable[[int], None] | None = None,
+    chat: ChatFormat | None = None,
 ) -> torch.Tensor:  # fmt: skip
-    """[len(prompts), len(answers)]: log p(answer + EOS | prompt), tokenized as data prep
-    builds training samples (prompt with special tokens, answer without, then EOS)."""
-    prompt_ids = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
-    answer_ids = [
-        [*ids, tokenizer.eos_token_id]
-        for ids in tokenizer(list(answers), add_special_tokens=False)["input_ids"]
-    ]
+    """[len(prompts), len(answers)]: log p(answer + its end | prompt), tokenized as data
+    prep builds training samples (`PromptFormat`: plain, or in the `chat` template)."""
+    tokens = PromptFormat(tokenizer, chat or False)
+    prompt_ids, answer_ids = tokens.prompt_ids(prompts), tokens.answer_ids(answers)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     rows = [(p + a, len(p)) for p in prompt_ids for a in answer_ids]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
@@ -178,14 +177,13 @@ def align_metrics(samples: Sequence[AlignSample], predictions: Sequence[bool]) -
 
 def evaluate(
     model: Any, tokenizer: Any, samples: Sequence[AlignSample], templates: Templates,
-    batch_size: int = 32, show: bool = True,
+    batch_size: int = 32, show: bool = True, chat: ChatFormat | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Predict True or False for each sample by likelihood; metrics (see module doc)."""
     answers = [templates.align_true, templates.align_false]
+    prompts = [s.prompt for s in samples]
     with tqdm(total=len(samples), desc="align", unit="sample", disable=not show) as bar:
-        scores = answer_logprobs(
-            model, tokenizer, [s.prompt for s in samples], answers, batch_size, bar.update
-        )
+        scores = answer_logprobs(model, tokenizer, prompts, answers, batch_size, bar.update, chat)
     predictions = (scores[:, 0] > scores[:, 1]).tolist()  # a tie counts as False
     result = align_metrics(samples, predictions)
     result["mean_margin"] = float((scores[:, 0] - scores[:, 1]).mean())
@@ -209,7 +207,16 @@ def run(
     if problems:
         raise ConfigError("eval align", problems)
     lm, tokenizer = load_model(model, adapter)
-    result = evaluate(lm, tokenizer, samples, templates, batch_size)
+    recorded = (
+        read_manifest(data).get("prompt_format")
+        if (Path(data) / "manifest.json").is_file()
+        else None
+    )
+    chat = bool(recorded and recorded.get("chat_template"))
+    if problems := format_problems(recorded, chat, tokenizer, "--model"):
+        raise ConfigError("eval align", problems)
+    chat_fmt = chat_format(tokenizer, "--model") if chat else None
+    result = evaluate(lm, tokenizer, samples, templates, batch_size, chat=chat_fmt)
     result.update({"data": str(path), "model": model, "adapter": adapter,
                    "template_version": templates.version})  # fmt: skip
     write_json(Path(out) / "align.json", result)

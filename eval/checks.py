@@ -8,11 +8,14 @@ hours of decoding that come before scoring.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from core.hub import model_source_problems
 from core.typed_config import ConfigError
+from data_prep.contract.chat import PROMPT_FORMAT_NAME
 from data_prep.contract.templates import load_templates
 from eval.comet_score import checkpoint_problems
 from eval.config import EvalConfig
@@ -69,11 +72,48 @@ def model_problems(config: EvalConfig) -> list[str]:
 
 
 def template_problems(config: EvalConfig) -> list[str]:
+    """The templates load, and are the ones the model was trained with (when its export
+    recorded them in prompt_format.json), in the same plain or chat format."""
     try:
-        load_templates(config.templates)
+        version = load_templates(config.templates).version
     except ConfigError as err:
         return [f"templates: {p}" for p in err.problems]
-    return []
+    try:
+        recorded = trained_prompt_format(config)
+    except ConfigError as err:
+        return err.problems
+    if recorded is None:
+        return []
+    where, found = recorded["file"], []
+    if recorded.get("template_version") not in (None, version):
+        found.append(
+            f"templates: {where}: the model was trained with templates "
+            f"{recorded['template_version']}, these are {version}; pass the build's --templates"
+        )
+    trained = bool(recorded.get("chat_template"))
+    if trained != config.chat_template:
+        how, flag = (
+            ("in its tokenizer's chat template", "pass --chat-template") if trained
+            else ("as plain text", "leave out --chat-template")
+        )  # fmt: skip
+        found.append(f"chat_template: {where}: the model was trained on prompts {how}; {flag}")
+    return found
+
+
+def trained_prompt_format(config: EvalConfig) -> dict[str, Any] | None:
+    """The export's record of its training prompts (prompt_format.json in the adapter or
+    model folder, written by training), with "file" naming it; None when there is none."""
+    folder = config.adapter or config.model
+    path = Path(folder).expanduser() / PROMPT_FORMAT_NAME if folder else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError("model", [f"{path}: cannot read the prompt format ({err})"]) from None
+    if not isinstance(record, dict):
+        raise ConfigError("model", [f"{path}: expected a JSON object"])
+    return {**record, "file": str(path)}
 
 
 def input_problems(config: EvalConfig, found: list[Direction], decoding: bool) -> list[str]:

@@ -130,6 +130,11 @@ def parser() -> argparse.ArgumentParser:
         "ceil(decode.length_ratio x source tokens) + decode.length_slack) (default 512)",
     )
     p.add_argument("--templates", help="template overrides (YAML), as used for the training data")
+    p.add_argument(
+        "--chat-template", action="store_true", default=None,
+        help="prompts in the tokenizer's chat template, as the training data "
+        "(recipe chat_template: true); key chat_template",
+    )  # fmt: skip
     p.set_defaults(run=_run)
     p = sub.add_parser("score", help="score the hypotheses already in --out")
     _config_flags(p)

@@ -38,6 +38,7 @@ FLAG_KEYS = {
     "adapter": "adapter",
     "out": "out",
     "templates": "templates",
+    "chat_template": "chat_template",
     "comet": "comet",
     "batch_size": "decode.batch_size",
     "beams": "decode.num_beams",
@@ -83,6 +84,9 @@ class EvalConfig:
     """The eval folder (hyps/, refs/, scores, this config, align.json); required."""
     templates: str | None = None
     """Template overrides (YAML), as used for the training data; none: the defaults."""
+    chat_template: bool = False
+    """Wrap prompts in the tokenizer's chat template, as data prep's `chat_template: true`
+    did for the training data (a model's prompt_format.json says which it was trained on)."""
     comet: str | None = None
     """A COMET checkpoint (.ckpt) to score with, on this rank's GPU when there is one;
     none: no COMET."""

@@ -32,6 +32,7 @@ from torch import nn
 
 from core.devices import model_device
 from core.families import family_of, sliding_window, text_config
+from data_prep.contract.chat import PromptFormat
 
 Progress = Callable[[int], None]
 
@@ -168,11 +169,17 @@ def _merge(a: _Batch | None, b: _Batch) -> _Batch:
 class Translator:
     """Decodes prompts with a causal LM; one instance per model."""
 
-    def __init__(self, model: nn.Module, tokenizer: Any, config: DecodeConfig) -> None:
+    def __init__(
+        self, model: nn.Module, tokenizer: Any, config: DecodeConfig,
+        tokens: PromptFormat | None = None,
+    ) -> None:  # fmt: skip
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
+        # Prompts are tokenized as training's were (plain, or in the chat template).
+        self.tokens = tokens or PromptFormat(tokenizer)
         self.eos = tokenizer.eos_token_id
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
-        self.stops = newline_token_ids(tokenizer) | {self.eos}
+        self.end_ids = sorted(self.tokens.stop_ids())  # EOS, and a chat turn's end token
+        self.stops = newline_token_ids(tokenizer) | set(self.end_ids)
         self._cache_name = cache_argument(model)
         self.device = model_device(model)  # where every input, mask and index is built
         self._limits: list[int] = []
@@ -194,7 +201,7 @@ class Translator:
         cap, `max_new_tokens`). `hit_limit` then says which were cut at their budget."""
         if not prompts:
             return []
-        ids = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+        ids = self.tokens.prompt_ids(prompts)
         self._limits = (
             list(limits) if limits is not None else [self.config.max_new_tokens] * len(ids)
         )
@@ -206,7 +213,8 @@ class Translator:
             len(t) >= n and not self.stops.intersection(t[:n])
             for t, n in zip(tokens, self._limits, strict=True)
         ]
-        return [cut(self.tokenizer.decode(t, skip_special_tokens=True)) for t in tokens]
+        texts = [self.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+        return [cut(self.tokens.clean(text)) for text in texts]
 
     # --- greedy: shared prefix, leave-and-refill batching ---------------------------
 
@@ -324,7 +332,12 @@ class Translator:
             for row, tokens in zip(
                 chunk,
                 generate_batch(
-                    self.model, [ids[i] for i in chunk], self.pad, self.eos, self.config, limit
+                    self.model,
+                    [ids[i] for i in chunk],
+                    self.pad,
+                    self.end_ids,
+                    self.config,
+                    limit,
                 ),
                 strict=True,
             ):
@@ -335,7 +348,7 @@ class Translator:
 
 
 def generate_batch(
-    model: nn.Module, rows: list[list[int]], pad: int, eos: int, config: DecodeConfig,
+    model: nn.Module, rows: list[list[int]], pad: int, eos: int | list[int], config: DecodeConfig,
     max_new_tokens: int | None = None,
 ) -> list[list[int]]:  # fmt: skip
     """transformers' `generate` on one left-padded batch (on the model's device; at most

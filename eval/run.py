@@ -37,8 +37,9 @@ from core.devices import compute_device
 from core.dist import init_process_group
 from core.fileio import sha256_file, write_json, write_lines
 from core.typed_config import ConfigError
+from data_prep.contract.chat import PromptFormat, format_problems
 from data_prep.contract.templates import Templates, load_templates
-from eval.checks import input_problems
+from eval.checks import input_problems, trained_prompt_format
 from eval.config import EvalConfig, save_resolved
 from eval.coverage import comet_covered
 from eval.decode import Translator
@@ -81,6 +82,18 @@ def load_model(model: str, adapter: str | None) -> tuple[Any, Any]:
     if adapter:
         lm = merge_adapter(lm, adapter)
     return lm.to(compute_device()).eval(), tokenizer
+
+
+def prompt_format_checked(config: EvalConfig, tokenizer: Any) -> PromptFormat:
+    """The prompt format eval decodes with; its chat template must be the one the model's
+    training data was built with (prompt_format.json of the export, when there is one)."""
+    recorded = trained_prompt_format(config)
+    if problems := format_problems(recorded, config.chat_template, tokenizer, "chat_template"):
+        raise ConfigError("model", problems)
+    try:
+        return PromptFormat(tokenizer, config.chat_template)
+    except ConfigError as err:
+        raise ConfigError("chat_template", err.problems) from None
 
 
 def load_comet_checked(checkpoint: str) -> None:
@@ -280,8 +293,10 @@ def run(
         load_comet_checked(config.comet)  # every rank scores its own share's COMET
     templates = load_templates(config.templates)
     lm, tokenizer = load_model(config.model, config.adapter)
-    translator = Translator(lm, tokenizer, config.decode)
+    tokens = prompt_format_checked(config, tokenizer)
+    translator = Translator(lm, tokenizer, config.decode, tokens)
     shared = producer(config.model, config.adapter, lm, templates, config.decode)
+    shared["prompt_format"] = tokens.record()
     hashes, out = FileHashes(), Path(config.out or ".")
     for direction in shares[rank]:
         test_set = test_sets[direction.name]

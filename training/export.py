@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from torch import nn
 
 from core.fileio import atomic_dir
 from core.models import merge_adapter as core_merge_adapter
+from data_prep.contract.chat import PROMPT_FORMAT_NAME
 from data_prep.contract.tokenizer import load_tokenizer
 from training.config import TrainConfig
 from training.engine import model_dtype
@@ -44,9 +46,17 @@ def gathered_state_dict(module: nn.Module, rank: int, trainable_only: bool) -> d
     return state
 
 
+def prompt_record(manifest: dict[str, Any]) -> dict[str, Any]:
+    """How the training prompts were built (templates, plain or chat template), from the
+    data's manifest: written beside each export as prompt_format.json for eval to check."""
+    built = manifest.get("prompt_format") or {"chat_template": False}
+    return {"template_version": manifest.get("template_version"), **built}
+
+
 def export_outputs(
-    engine: Any, config: TrainConfig, model_path: str, tokenizer: Any, run_dir: Path, rank: int
-) -> None:
+    engine: Any, config: TrainConfig, model_path: str, tokenizer: Any, run_dir: Path, rank: int,
+    prompts: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
     """Write the exports (rank 0), after gathering on every rank."""
     lm = engine.module.lm
     if rank == 0:  # what a killed export left (atomic_dir's hidden work folders)
@@ -61,10 +71,12 @@ def export_outputs(
             with atomic_dir(run_dir / "export" / "model", overwrite=True) as out:
                 model.save_pretrained(out, state_dict=state, safe_serialization=True)
                 tokenizer.save_pretrained(out)
+                write_prompt_record(out, prompts)
         else:
             with atomic_dir(run_dir / "export" / "adapter", overwrite=True) as out:
                 lm.save_pretrained(out, state_dict=state)
                 tokenizer.save_pretrained(out)
+                write_prompt_record(out, prompts)
             if config.export_merged:
                 merge_adapter(
                     model_path,
@@ -75,6 +87,11 @@ def export_outputs(
     dist.barrier()
 
 
+def write_prompt_record(folder: Path, prompts: dict[str, Any] | None) -> None:
+    if prompts is not None:
+        (Path(folder) / PROMPT_FORMAT_NAME).write_text(json.dumps(prompts, indent=2) + "\n")
+
+
 def merge_adapter(base: str, adapter: Path, out_dir: Path, config: TrainConfig) -> None:
     """Fold a LoRA adapter into a fresh copy of its base model, loaded in the dtype it was
     trained in (a bf16 run gives a bf16 merged model, half the size of fp32)."""
@@ -83,3 +100,5 @@ def merge_adapter(base: str, adapter: Path, out_dir: Path, config: TrainConfig) 
     with atomic_dir(out_dir, overwrite=True) as out:
         merged.save_pretrained(out, safe_serialization=True)
         load_tokenizer(str(adapter)).save_pretrained(out)
+        if (adapter / PROMPT_FORMAT_NAME).is_file():
+            shutil.copy2(adapter / PROMPT_FORMAT_NAME, out / PROMPT_FORMAT_NAME)

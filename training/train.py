@@ -52,7 +52,7 @@ from training.config import TrainConfig, deepspeed_config, load_train_config
 from training.data import IGNORE, BatchPlan, StageData, collate, load_stages
 from training.devloss import DevLoss
 from training.engine import build_engine, prepare_model_source
-from training.export import export_outputs
+from training.export import export_outputs, prompt_record
 from training.flops import StepFlops
 from training.logs import MetricsLogger, StepCounts
 from training.model import count_parameters, hf_model
@@ -230,7 +230,8 @@ def train(
             if preempted:
                 preemption.leave(rank, global_step, logger.writer)
     logger.close()
-    export_outputs(engine, config, model_path, tokenizer, run_dir, rank)
+    prompts = prompt_record(inputs.manifest)  # eval refuses to decode them otherwise
+    export_outputs(engine, config, model_path, tokenizer, run_dir, rank, prompts)
 
 
 def main() -> None:

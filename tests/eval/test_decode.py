@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from data_prep.contract.chat import PromptFormat
 from data_prep.contract.templates import DEFAULT_TEMPLATES
 from eval.decode import (
     DecodeConfig,
@@ -16,6 +18,11 @@ from eval.decode import (
     cut,
     generate_batch,
     new_token_limit,
+)
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
 
@@ -93,3 +100,24 @@ def test_each_sentence_stops_at_its_budget_and_cuts_are_reported(setup) -> None:
     assert Translator(model, tokenizer, config).limits(["a b c"]) == [
         new_token_limit(len(tokenizer("a b c", add_special_tokens=False)["input_ids"]), config)
     ]
+
+
+def test_chat_prompts_decode_as_generate_does_on_the_wrapped_prompt(setup) -> None:
+    """The translator tokenizes through PromptFormat: in chat mode its input is the
+    tokenizer's chat template around the prompt, and its outputs lose the turn's end."""
+    model, tokenizer, prompts = setup
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.chat_template = CHATML
+    tokens = PromptFormat(tokenizer, chat=True)
+    config = DecodeConfig(batch_size=8, max_new_tokens=30)
+    ours = Translator(model, tokenizer, config, tokens).translate(prompts[:16])
+    ids = tokens.prompt_ids(prompts[:16])
+    assert tokenizer.decode(ids[0]) == tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompts[0]}], tokenize=False, add_generation_prompt=True
+    )
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    with torch.inference_mode():
+        alone = [generate_batch(model, [row], pad, eos, config)[0] for row in ids]
+    texts = [tokens.clean(tokenizer.decode(t, skip_special_tokens=True)) for t in alone]
+    assert ours == [cut(text) for text in texts]
+    assert ours != Translator(model, tokenizer, config).translate(prompts[:16])

@@ -303,3 +303,32 @@ def test_second_eval_into_one_out_is_refused(
     # Its owner gone, the lock goes with it.
     again = eval_cli("score", *grid_args(freedict_corpus), "--out", out)
     assert again.returncode == 0, again.stderr[-2000:]
+
+
+def test_a_model_trained_on_other_prompts_is_refused_up_front(
+    trained_model: Path, freedict_corpus: Path, tmp_path: Path
+) -> None:
+    """prompt_format.json (written by training beside the export) against eval's templates
+    and --chat-template: a mismatch is named before any sentence is decoded."""
+    from data_prep.contract.templates import DEFAULT_TEMPLATES
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_model, model)
+    record = {"template_version": DEFAULT_TEMPLATES.version, "chat_template": True,
+              "template_sha256": "0123456789abcdef", "turn_end": "<|im_end|>"}  # fmt: skip
+    (model / "prompt_format.json").write_text(json.dumps(record))
+    args = ["run", *grid_args(freedict_corpus, 4), "--model", model]
+    result = eval_cli(*args, "--out", tmp_path / "a")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "trained on prompts in its tokenizer's chat template; pass --chat-template" in (
+        result.stderr
+    )
+    assert not (tmp_path / "a" / "hyps").exists()
+    # With the flag: this tokenizer has no chat template to match the record's.
+    result = eval_cli(*args, "--chat-template", "--out", tmp_path / "b")
+    assert result.returncode == 2 and "has no chat template" in result.stderr
+    plain = {**record, "chat_template": False, "template_version": "tpl-other"}
+    (model / "prompt_format.json").write_text(json.dumps(plain))
+    result = eval_cli(*args, "--out", tmp_path / "c")
+    assert result.returncode == 2
+    assert "trained with templates tpl-other" in result.stderr

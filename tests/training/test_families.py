@@ -61,8 +61,12 @@ def test_family_trains_exports_reloads_and_decodes(
         *(lora if finetune == "lora" else []),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    stages = len(json.loads((built / "manifest.json").read_text())["stages"])
-    assert sorted(losses(run)) == list(range(1, stages + 1))  # one step per stage
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert sorted(losses(run)) == list(range(1, len(manifest["stages"]) + 1))  # a step a stage
+    # Each export says how its training prompts were made, for eval to check.
+    prompts = {"template_version": manifest["template_version"], "chat_template": False}
+    for name in ["model"] if finetune == "full" else ["adapter", "merged"]:
+        assert json.loads((run / "export" / name / "prompt_format.json").read_text()) == prompts
     summary = json.loads((run / "summary.json").read_text())
     assert summary["model"] == f"tiny-{family.name}"
     initial = AutoModelForCausalLM.from_pretrained(run / "tiny-model")
