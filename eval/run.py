@@ -106,6 +106,12 @@ def load_comet_checked(checkpoint: str) -> None:
         raise ConfigError("comet", [f"{checkpoint}: cannot load the COMET model: {err}"]) from None
 
 
+def direction_prompts(direction: Direction, test_set: TestSet, templates: Templates) -> list[str]:
+    """The MTInstruct prompt of each source sentence, as training's samples were built."""
+    l1, l2 = direction.src_name, direction.tgt_name
+    return [templates.mt(l1, l2, source)[0] for source in test_set.sources]
+
+
 def decode_direction(
     direction: Direction, test_set: TestSet, translator: Translator, templates: Templates,
     out: Path, meta: dict[str, Any], show: bool,
@@ -116,8 +122,7 @@ def decode_direction(
     if reusable(hyp_path, meta_path, meta):
         return False
     hyp_path.unlink(missing_ok=True)  # the meta may change first: no stale pair survives a kill
-    l1, l2 = direction.src_name, direction.tgt_name
-    prompts = [templates.mt(l1, l2, source)[0] for source in test_set.sources]
+    prompts = direction_prompts(direction, test_set, templates)
     limits = translator.limits(test_set.sources)
     start = time.perf_counter()
     with tqdm(total=len(prompts), desc=direction.name, unit="sent", disable=not show) as bar:

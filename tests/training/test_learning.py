@@ -132,3 +132,37 @@ def test_alignment_assertions_are_memorised(memorised: dict[str, Path], tmp_path
     align = json.loads((out / "align.json").read_text())
     assert align["samples"] >= PAIRS // 2 and 0 < align["true_share"] < 1
     assert align["accuracy"] >= 0.95, align
+
+
+def test_decode_prompts_are_the_training_prompts_token_for_token(
+    memorised: dict[str, Path],
+) -> None:
+    """What `eval run` feeds the model (eval's prompts, tokenized by its translator's
+    PromptFormat) is, for every test sentence, a prompt the model was trained on, token
+    for token: a change of one character on either side fails here, even one (inside the
+    instruction) that a memorised model would shrug off."""
+    from data_prep.contract.chat import PromptFormat
+    from data_prep.contract.templates import DEFAULT_TEMPLATES
+    from eval.directions import directions, load_grid, read_test_sets
+    from eval.run import direction_prompts
+
+    manifest = read_manifest(memorised["shards"])
+    tokenizer = load_tokenizer(manifest["tokenizer"]["name_or_path"])
+    trained = set()
+    for stage in load_stages(memorised["shards"]):
+        for index in range(len(stage)):
+            ids, mask = stage[index]
+            trained.add(tuple(int(t) for t in ids[: int(mask.argmax())]))
+    grid = load_grid("freedict", [f"corpus.path={memorised['corpus']}/"])
+    found = directions(grid)
+    test_sets = read_test_sets(found)
+    tokens = PromptFormat(tokenizer)
+    decoded = {
+        tuple(row)
+        for direction in found
+        for row in tokens.prompt_ids(
+            direction_prompts(direction, test_sets[direction.name], DEFAULT_TEMPLATES)
+        )
+    }
+    assert len(decoded) == 2 * PAIRS
+    assert decoded <= trained, len(decoded - trained)
