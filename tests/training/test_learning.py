@@ -5,7 +5,9 @@ memorises a few dozen sentence pairs through the real command chain
     -> export -> python -m eval run / python -m eval align
 
 and then translates those pairs back (BLEU >= 95 both ways) and judges the AlignInstruct
-assertions it was trained on (accuracy >= 0.95). A toy model's held-out scores cannot
+assertions it was trained on (accuracy >= 0.95); a 2-rank LoRA run from that model then
+learns the same sentences re-paired (BLEU >= 95, from under 20). The prompts eval decodes
+are checked against the training prompts token for token. A toy model's held-out scores cannot
 tell a working chain from one whose decode prompt differs from the training prompt by a
 character, whose labels are shifted by one, or that never learns to stop (EOS): a
 memorised training set can, because each of those makes the decoded text differ from
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +40,13 @@ MEMORISE = (
     "model.tiny_hidden=128", "model.tiny_layers=2", "model.tiny_heads=4", "micro_batch_size=8",
     "grad_accum=1", "lr=3e-3", "warmup_ratio=0.02", "weight_decay=0.0", "save_every=100000",
     "log_every=20",
+)  # fmt: skip
+
+
+# LoRA on every linear layer of the tiny BLOOM, at a rank that can hold a new mapping.
+LORA = (
+    "finetune=lora", "lora.rank=64", "lora.alpha=128", "lora.dropout=0.0", "lr=1e-2",
+    "lora.target_modules=[query_key_value,dense,dense_h_to_4h,dense_4h_to_h]",
 )  # fmt: skip
 
 
@@ -109,7 +119,20 @@ def memorised(
     result = run_training(f"data={shards}", f"run_dir={run}", *MEMORISE, "epochs_per_stage=[80]",
                           timeout=1800)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    return {"corpus": corpus, "shards": shards, "model": run / "export" / "model"}
+    return {"corpus": corpus, "shards": shards, "model": run / "export" / "model",
+            "tokenizer": tokenizer_dir}  # fmt: skip
+
+
+def deranged(corpus: Path, out: Path) -> Path:
+    """The memorised pairs re-paired: each German sentence with the next pair's English.
+    A mapping the base has not learned, over words it has learned to write (a LoRA cannot
+    teach a frozen, tied output layer to write a token it never wrote)."""
+    out.mkdir(parents=True)
+    for split in ("train", "dev", "test"):
+        shutil.copy(corpus / f"{split}.de", out / f"{split}.de")
+        english = (corpus / f"{split}.en").read_text(encoding="utf-8").splitlines(keepends=True)
+        (out / f"{split}.en").write_text("".join(english[1:] + english[:1]), encoding="utf-8")
+    return out
 
 
 def test_full_finetuning_memorises_through_the_cli_chain(
@@ -166,3 +189,27 @@ def test_decode_prompts_are_the_training_prompts_token_for_token(
     }
     assert len(decoded) == 2 * PAIRS
     assert decoded <= trained, len(decoded - trained)
+
+
+def test_lora_memorises_a_new_mapping_through_the_cli_chain(
+    memorised: dict[str, Path], tmp_path: Path
+) -> None:
+    """A 2-rank ZeRO-3 LoRA run from the memorised model learns the re-paired set, which
+    the base gets wrong: the adapter is trained, gathered, exported and merged at eval."""
+    corpus = deranged(memorised["corpus"], tmp_path / "corpus")
+    shards = build(corpus, memorised["tokenizer"], tmp_path / "shards", "MT")
+    grid = ["--grid", "freedict", f"corpus.path={corpus}/", "--model", memorised["model"]]
+    result = cli("eval", "run", *grid, "--out", tmp_path / "base")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert max(bleu(tmp_path / "base" / "scores.json").values()) < 20  # not yet known
+    run = tmp_path / "lora"
+    settings = [item for item in MEMORISE if not item.startswith(("model.", "lr="))]
+    result = run_training(f"data={shards}", f"run_dir={run}", "model.tiny=false",
+                          f"model.name={memorised['model']}", *settings, *LORA,
+                          "epochs_per_stage=[80]", timeout=1800)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "eval"
+    result = cli("eval", "run", *grid, "--adapter", run / "export" / "adapter", "--out", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = bleu(out / "scores.json")
+    assert set(scores) == {"de-en", "en-de"} and min(scores.values()) >= 95, scores
