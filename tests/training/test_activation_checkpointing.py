@@ -11,7 +11,7 @@ import pytest
 from tests.training.conftest import run_training, train_rows
 
 # Activations must dominate the peak for the saving to show: many narrow blocks, wide rows.
-HEAVY = ("model.tiny_hidden=64", "model.tiny_layers=16", "micro_batch_size=128", "grad_accum=1")
+HEAVY = ("model.tiny_hidden=64", "model.tiny_layers=16", "micro_batch_size=32", "grad_accum=1")
 
 
 def run(built: Path, run_dir: Path, *extra: str) -> tuple[list[dict], dict]:

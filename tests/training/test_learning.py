@@ -206,7 +206,7 @@ def test_lora_memorises_a_new_mapping_through_the_cli_chain(
     settings = [item for item in MEMORISE if not item.startswith(("model.", "lr="))]
     result = run_training(f"data={shards}", f"run_dir={run}", "model.tiny=false",
                           f"model.name={memorised['model']}", *settings, *LORA,
-                          "epochs_per_stage=[80]", timeout=1800)  # fmt: skip
+                          "epochs_per_stage=[30]", timeout=1800)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "eval"
     result = cli("eval", "run", *grid, "--adapter", run / "export" / "adapter", "--out", out)
