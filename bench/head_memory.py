@@ -25,18 +25,12 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.devices import host_peak_bytes  # noqa: E402
+
 
 def resident_bytes() -> int:
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * resource.getpagesize()
-
-
-def peak_resident_bytes() -> int:
-    """The high-water mark of this process's own memory map, which exec starts afresh."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024  # kB
-    raise RuntimeError("/proc/self/status has no VmHWM line (Linux only)")
 
 
 def measure(answers: int, hidden: int, vocab: int, dtype: torch.dtype, full: bool) -> dict:
@@ -52,7 +46,7 @@ def measure(answers: int, hidden: int, vocab: int, dtype: torch.dtype, full: boo
     loss = F.cross_entropy(logits, labels, reduction="sum")
     del logits
     loss.backward()
-    peak = peak_resident_bytes()
+    peak = host_peak_bytes()
     return {
         "answers": answers, "hidden": hidden, "vocab": vocab, "dtype": str(dtype),
         "weight_trained": full, "peak_over_before_bytes": peak - before,

@@ -68,3 +68,18 @@ def model_device(model: nn.Module) -> torch.device:
     for tensor in itertools.chain(model.parameters(), model.buffers()):
         return tensor.device
     return torch.device("cpu")
+
+
+def host_peak_bytes() -> int:
+    """This process's peak resident memory: Linux's `VmHWM`, which exec starts afresh.
+    Not `ru_maxrss`, which Linux carries across fork and exec, so that a rank started by
+    a large process (a launcher under a test suite, a notebook) reports its parent's size."""
+    import resource
+    from pathlib import Path
+
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB elsewhere

@@ -8,7 +8,6 @@ the interval's token losses over its answer tokens) and `lr` the rate its last s
 from __future__ import annotations
 
 import json
-import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from core.devices import host_peak_bytes
 from core.fileio import atomic_open
 from training.checkpoints import LossWindow, ResumePosition
 from training.config import TrainConfig
@@ -26,7 +26,7 @@ from training.flops import peak_flops
 def peak_memory_mb() -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return host_peak_bytes() / 2**20
 
 
 def card_peak_flops() -> float | None:

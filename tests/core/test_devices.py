@@ -38,3 +38,23 @@ def test_model_device_is_where_its_weights_are() -> None:
     assert model_device(layer) == torch.device("cpu")
     assert model_device(to_fake_cuda(layer, index=2)) == torch.device("cuda", 2)
     assert model_device(torch.nn.ReLU()) == torch.device("cpu")
+
+
+@pytest.mark.integration
+def test_host_peak_is_this_process_not_its_parent() -> None:
+    """A rank started by a large process (a launcher under a test suite) reports its own
+    peak: Linux carries ru_maxrss across fork and exec, VmHWM starts afresh."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from tests.conftest import REPO_ROOT
+
+    ballast = np.ones(100_000_000)  # 800 MB resident in the parent
+    child = subprocess.run(
+        [sys.executable, "-c", "from core.devices import host_peak_bytes as p; print(p())"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    assert ballast.sum() == 100_000_000
+    assert int(child.stdout) < ballast.nbytes  # torch imported: a few hundred MB
