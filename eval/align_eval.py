@@ -28,7 +28,7 @@ from core.devices import model_device
 from core.families import backbone, softcap_logits
 from core.fileio import write_json
 from core.typed_config import ConfigError
-from data_prep.contract.chat import ChatFormat, PromptFormat, chat_format, format_problems
+from data_prep.contract.chat import ChatFormat, PromptFormat, template_problems
 from data_prep.contract.manifest import read_manifest
 from data_prep.contract.readers import CorpusError
 from data_prep.contract.templates import Templates
@@ -212,11 +212,10 @@ def run(
         if (Path(data) / "manifest.json").is_file()
         else None
     )
-    chat = bool(recorded and recorded.get("chat_template"))
-    if problems := format_problems(recorded, chat, tokenizer, "--model"):
+    tokens = PromptFormat(tokenizer, bool(recorded and recorded.get("chat_template")))
+    if problems := template_problems(recorded, tokens, "--model"):
         raise ConfigError("eval align", problems)
-    chat_fmt = chat_format(tokenizer, "--model") if chat else None
-    result = evaluate(lm, tokenizer, samples, templates, batch_size, chat=chat_fmt)
+    result = evaluate(lm, tokenizer, samples, templates, batch_size, chat=tokens.chat)
     result.update({"data": str(path), "model": model, "adapter": adapter,
                    "template_version": templates.version})  # fmt: skip
     write_json(Path(out) / "align.json", result)

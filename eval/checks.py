@@ -15,7 +15,7 @@ from typing import Any
 
 from core.hub import model_source_problems
 from core.typed_config import ConfigError
-from data_prep.contract.chat import PROMPT_FORMAT_NAME
+from data_prep.contract.chat import PROMPT_FORMAT_NAME, format_problems
 from data_prep.contract.templates import load_templates
 from eval.comet_score import checkpoint_problems
 from eval.config import EvalConfig
@@ -90,14 +90,7 @@ def template_problems(config: EvalConfig) -> list[str]:
             f"templates: {where}: the model was trained with templates "
             f"{recorded['template_version']}, these are {version}; pass the build's --templates"
         )
-    trained = bool(recorded.get("chat_template"))
-    if trained != config.chat_template:
-        how, flag = (
-            ("in its tokenizer's chat template", "pass --chat-template") if trained
-            else ("as plain text", "leave out --chat-template")
-        )  # fmt: skip
-        found.append(f"chat_template: {where}: the model was trained on prompts {how}; {flag}")
-    return found
+    return found + format_problems(recorded, config.chat_template, f"chat_template: {where}")
 
 
 def trained_prompt_format(config: EvalConfig) -> dict[str, Any] | None:

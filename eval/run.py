@@ -37,7 +37,7 @@ from core.devices import compute_device
 from core.dist import init_process_group
 from core.fileio import sha256_file, write_json, write_lines
 from core.typed_config import ConfigError
-from data_prep.contract.chat import PromptFormat, format_problems
+from data_prep.contract.chat import PromptFormat, template_problems
 from data_prep.contract.templates import Templates, load_templates
 from eval.checks import input_problems, trained_prompt_format
 from eval.config import EvalConfig, save_resolved
@@ -87,13 +87,13 @@ def load_model(model: str, adapter: str | None) -> tuple[Any, Any]:
 def prompt_format_checked(config: EvalConfig, tokenizer: Any) -> PromptFormat:
     """The prompt format eval decodes with; its chat template must be the one the model's
     training data was built with (prompt_format.json of the export, when there is one)."""
-    recorded = trained_prompt_format(config)
-    if problems := format_problems(recorded, config.chat_template, tokenizer, "chat_template"):
-        raise ConfigError("model", problems)
     try:
-        return PromptFormat(tokenizer, config.chat_template)
+        tokens = PromptFormat(tokenizer, config.chat_template)
     except ConfigError as err:
         raise ConfigError("chat_template", err.problems) from None
+    if problems := template_problems(trained_prompt_format(config), tokens, "chat_template"):
+        raise ConfigError("model", problems)
+    return tokens
 
 
 def load_comet_checked(checkpoint: str) -> None:

@@ -138,25 +138,25 @@ class PromptFormat:
         return found["input_ids"]
 
 
-def format_problems(
-    recorded: dict[str, Any] | None, chat: bool, tokenizer: Any, where: str
-) -> list[str]:
+def format_problems(recorded: dict[str, Any] | None, chat: bool, where: str) -> list[str]:
     """Whether eval's prompt format (`chat`) is the one a model was trained on, as its
     build recorded it (`recorded`, None when unknown)."""
-    if recorded is None:
+    trained = bool(recorded and recorded.get("chat_template"))
+    if recorded is None or trained == chat:
         return []
-    trained = bool(recorded.get("chat_template"))
-    if trained != chat:
-        how = "in its tokenizer's chat template" if trained else "as plain text"
-        flag = "pass --chat-template" if trained else "leave out --chat-template"
-        return [f"{where}: the model was trained on prompts {how}; {flag}"]
-    if trained:
-        try:
-            digest = chat_format(tokenizer).template_sha256
-        except ConfigError as err:
-            return [f"{where}: {p}" for p in err.problems]
-        built = recorded.get("template_sha256")
-        if digest != built:
-            return [f"{where}: the tokenizer's chat template ({digest}) is not the one the "
-                    f"training data was built with ({built})"]  # fmt: skip
-    return []
+    how = "in its tokenizer's chat template" if trained else "as plain text"
+    flag = "pass --chat-template" if trained else "leave out --chat-template"
+    return [f"{where}: the model was trained on prompts {how}; {flag}"]
+
+
+def template_problems(
+    recorded: dict[str, Any] | None, tokens: PromptFormat, where: str
+) -> list[str]:
+    """Whether the chat template eval wraps prompts in is the one the build recorded."""
+    if recorded is None or tokens.chat is None:
+        return []
+    digest, built = tokens.chat.template_sha256, recorded.get("template_sha256")
+    if digest == built:
+        return []
+    return [f"{where}: the tokenizer's chat template ({digest}) is not the one the "
+            f"training data was built with ({built})"]  # fmt: skip

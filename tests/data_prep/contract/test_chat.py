@@ -13,7 +13,12 @@ from transformers import AutoTokenizer
 
 from core.typed_config import ConfigError
 from data_prep.build import build
-from data_prep.contract.chat import PromptFormat, chat_format, format_problems
+from data_prep.contract.chat import (
+    PromptFormat,
+    chat_format,
+    format_problems,
+    template_problems,
+)
 from data_prep.contract.manifest import read_manifest
 from data_prep.contract.shards import open_shard
 from data_prep.contract.templates import DEFAULT_TEMPLATES
@@ -124,14 +129,15 @@ def test_a_template_that_rewrites_the_prompt_is_refused(tokenizer_dir: Path) -> 
 def test_eval_refuses_the_other_format(tokenizer_dir: Path) -> None:
     tokenizer = with_template(tokenizer_dir, CHATML)
     record = chat_format(tokenizer).record()
-    assert format_problems(record, True, tokenizer, "m") == []
-    assert "pass --chat-template" in format_problems(record, False, tokenizer, "m")[0]
+    assert format_problems(record, True, "m") == []
+    assert template_problems(record, PromptFormat(tokenizer, chat=True), "m") == []
+    assert "pass --chat-template" in format_problems(record, False, "m")[0]
     plain = {"chat_template": False}
-    assert "leave out --chat-template" in format_problems(plain, True, tokenizer, "m")[0]
-    other = with_template(tokenizer_dir, LLAMA3)
+    assert "leave out --chat-template" in format_problems(plain, True, "m")[0]
+    other = PromptFormat(with_template(tokenizer_dir, LLAMA3), chat=True)
     assert (
         "is not the one the training data was built with"
-        in format_problems(record, True, other, "m")[0]
+        in template_problems(record, other, "m")[0]
     )
 
 
