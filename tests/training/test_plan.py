@@ -201,11 +201,15 @@ def test_full_configs_keep_a_tenth_of_usable_memory_free(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", shipped_names(CONFIGS_PACKAGE, ".yaml"), ids=lambda name: name)
-def test_planner_loads_every_config_train_py_loads(name: str) -> None:
-    """By shipped name, before any shards are built (the configs' data folders do not
-    exist here): the planner's config is train.py's."""
+def test_planner_loads_every_config_train_py_loads(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By shipped name, before any shards are built (the configs' data folders, relative
+    paths, do not exist in an empty working folder, even after `make demo` built them in
+    the checkout): the planner's config is train.py's."""
     from training.plan import load_plan_config
 
+    monkeypatch.chdir(tmp_path)
     assert not (Path(load_train_config(name).data) / "manifest.json").exists()
     assert load_plan_config(name, []) == load_train_config(name)
 
