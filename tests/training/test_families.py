@@ -37,16 +37,16 @@ def decodes(model: torch.nn.Module, folder: Path) -> None:
 def planner_against_measured(run: Path, built: Path, measured_gb: float) -> None:
     """The planner (CPU ranks, this run's model, batch and data) against the run's measured
     peak on rank 0: a non-BLOOM block, an untied output layer. At this size the plan is
-    mostly the process constant (`CPU_PROCESS_GB`), which the environment moves: this run
-    measured 0.48-0.49 GB when run alone and 0.55 GB late in a full `make test` (same
-    code and venv), hence the wider lower bound."""
+    mostly the process constant (`CPU_PROCESS_GB`), and CPU peaks measured late in a full
+    `make test` run 0.07-0.14 GB above the same runs alone (this one: 0.48-0.49 GB alone,
+    0.55 GB in the suite; same code and venv), hence the wide lower bound."""
     from training.plan import parse_args, plan
 
     argv = ["--device", "cpu", "--gpus-per-node", "2", "--gpu-memory-gb", "64",
             "--cpu-memory-gb", "128", f"model.name={run / 'tiny-model'}", f"data={built}",
             "micro_batch_size=2"]  # fmt: skip
     planned = plan(parse_args(argv))["per_rank_gb"]
-    assert 0.8 < planned / measured_gb < 1.5, (planned, measured_gb)
+    assert 0.75 < planned / measured_gb < 1.5, (planned, measured_gb)
 
 
 @pytest.mark.parametrize("finetune", ["full", "lora"])
