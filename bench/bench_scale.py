@@ -5,8 +5,8 @@
 Works from a fresh clone, offline once the FreeDict .deb is cached (it is fetched with
 `apt-get download` into $ALIGNINSTRUCT_CACHE/freedict otherwise).
 
-1. Corpus, in OPUS-100's layout (ROOT/v1.0/supervised/{xx}-en/opus.{xx}-en-{split}.{xx,en}),
-   one per size: `--pairs` language pairs of `--base` x size training lines each, plus a
+1. Corpus, in OPUS-100's layout (ROOT/v1.0/supervised/af-en/opus.af-en-{split}.{af,en};
+   codes after `en` as en-ga/opus.en-ga-...), one per size: `--pairs` language pairs of `--base` x size training lines each, plus a
    dev split (`--dev-lines`, 500), generated from FreeDict de-en. Each line joins one or
    two FreeDict sentence pairs drawn at random (in the same order on both sides), so lines
    are distinct (deduplication keeps them) and the aligner sees real co-occurrences; the
@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 from bench.cpu_load import LoadMeter  # noqa: E402
 from data_prep.aligned import PHASES  # noqa: E402
 from data_prep.build import STAGE_PHASES  # noqa: E402
+from data_prep.contract.readers import opus100_files  # noqa: E402
 
 # OPUS-100 codes of the paper's unseen languages; the text is FreeDict's whatever the code,
 # so only languages written in Latin script (cleaning drops lines in another language's
@@ -84,14 +85,14 @@ def cipher(index: int) -> dict[int, int]:
 def write_pair(
     sentences: list[tuple[str, str]], folder: Path, code: str, index: int, lines: dict[str, int]
 ) -> None:
-    """One pair's splits in OPUS-100's layout (`xx-en`, files per language)."""
+    """One pair's splits in OPUS-100's layout, where data prep reads them (the folder
+    names the codes in alphabetical order: `af-en`, but `en-ga`)."""
     rng = random.Random(f"{code}-{lines['train']}")
     table = cipher(index)
-    pair = folder / "v1.0" / "supervised" / f"{code}-en"
-    pair.mkdir(parents=True, exist_ok=True)
     for split, count in lines.items():
-        prefix = pair / f"opus.{code}-en-{split}"
-        with open(f"{prefix}.{code}", "w") as src, open(f"{prefix}.en", "w") as tgt:
+        src_path, tgt_path = opus100_files(folder / "v1.0", code, "en", split)
+        src_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(src_path, "w") as src, open(tgt_path, "w") as tgt:
             for _ in range(count):
                 chosen = rng.sample(sentences, rng.choice((1, 2)))
                 src.write(" ".join(s for s, _ in chosen).translate(table) + "\n")

@@ -15,8 +15,11 @@ from tests.conftest import REPO_ROOT
 def test_generated_corpus_has_opus100_layout_and_distinct_pairs(
     freedict_corpus: Path, tmp_path: Path
 ) -> None:
-    codes = make_corpus(freedict_corpus, tmp_path, pairs=2, lines=300)
-    assert codes == ["af", "cy"]
+    """Four pairs (the default): codes after `en` are stored as `en-xx`, as OPUS-100 does
+    and data prep reads."""
+    codes = make_corpus(freedict_corpus, tmp_path, pairs=4, lines=300)
+    assert codes == ["af", "cy", "ga", "gd"]
+    assert (tmp_path / "v1.0" / "supervised" / "en-ga" / "opus.en-ga-train.ga").is_file()
     texts = {}
     for code in codes:
         src_file, tgt_file = opus100_files(tmp_path, code, "en", "train")
