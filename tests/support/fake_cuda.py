@@ -107,15 +107,8 @@ class FakeCudaTensor(torch.Tensor):
         if func.namespace == "c10d":
             return _collective(func, args, kwargs)
         device = _check_devices(func, args, kwargs)
-        inner = {}
-
-        def unwrap(x: Any) -> Any:
-            if isinstance(x, FakeCudaTensor):
-                inner[id(x._data)] = x
-                return x._data
-            return x
-
-        out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
+        inner: dict[int, FakeCudaTensor] = {}
+        out = _call_unwrapped(func, args, kwargs, inner)
         target = _cuda(kwargs.get("device")) if "device" in kwargs else device
         if "device" in kwargs and target is None:
             return out  # an explicit copy to the CPU: a plain tensor
@@ -128,6 +121,21 @@ class FakeCudaTensor(torch.Tensor):
             return FakeCudaTensor(x, target)
 
         return tree_map(wrap, out)
+
+
+def _call_unwrapped(
+    func: Any, args: tuple, kwargs: dict, wrappers: dict[int, FakeCudaTensor]
+) -> Any:
+    """`func` on the CPU values of its FakeCudaTensors; `wrappers` maps each value's id to
+    its wrapper, so an op that returns its input (in place) can hand the wrapper back."""
+
+    def unwrap(x: Any) -> Any:
+        if isinstance(x, FakeCudaTensor):
+            wrappers[id(x._data)] = x
+            return x._data
+        return x
+
+    return func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
 
 
 def _check_devices(func: Any, args: tuple, kwargs: dict) -> torch.device:
@@ -304,15 +312,8 @@ def _collective(func: Any, args: tuple, kwargs: dict) -> Any:
     if not isinstance(group, _CudaOnlyGroup):
         raise RuntimeError(f"{func} on FakeCudaTensors needs init_cuda_only_group()")
     args[position] = group.cpu_view.boxed()
-    wrappers = {}
-
-    def unwrap(x: Any) -> Any:
-        if isinstance(x, FakeCudaTensor):
-            wrappers[id(x._data)] = x
-            return x._data
-        return x
-
-    out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
+    wrappers: dict[int, FakeCudaTensor] = {}
+    out = _call_unwrapped(func, tuple(args), kwargs, wrappers)
     return tree_map(lambda x: wrappers.get(id(x), x) if isinstance(x, torch.Tensor) else x, out)
 
 
