@@ -6,9 +6,10 @@ Works from a fresh clone, offline once the FreeDict .deb is cached (it is fetche
 `apt-get download` into $ALIGNINSTRUCT_CACHE/freedict otherwise).
 
 1. Corpus, in OPUS-100's layout (ROOT/v1.0/supervised/af-en/opus.af-en-{split}.{af,en};
-   codes after `en` as en-ga/opus.en-ga-...), one per size: `--pairs` language pairs of `--base` x size training lines each, plus a
-   dev split (`--dev-lines`, 500), generated from FreeDict de-en. Each line joins one or
-   two FreeDict sentence pairs drawn at random (in the same order on both sides), so lines
+   codes after `en` as en-ga/opus.en-ga-...), one per size: `--pairs` language pairs of
+   `--base` x size training lines each, plus a dev split (`--dev-lines`, 500), generated
+   from FreeDict de-en. Each line joins one or two FreeDict sentence pairs drawn at
+   random (in the same order on both sides), so lines
    are distinct (deduplication keeps them) and the aligner sees real co-occurrences; the
    German side of pair k is enciphered with a letter permutation of its own (pair 0
    unchanged), so every pair has a vocabulary of its own.
