@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import resource
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -74,9 +76,6 @@ def host_peak_bytes() -> int:
     """This process's peak resident memory: Linux's `VmHWM`, which exec starts afresh.
     Not `ru_maxrss`, which Linux carries across fork and exec, so that a rank started by
     a large process (a launcher under a test suite, a notebook) reports its parent's size."""
-    import resource
-    from pathlib import Path
-
     status = Path("/proc/self/status")
     if status.is_file():
         for line in status.read_text().splitlines():

@@ -4,11 +4,16 @@ weights."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 
 from core.devices import backend_device_types, collective_device, model_device
+from tests.conftest import REPO_ROOT
 from tests.support.fake_cuda import cuda_only_group, free_port, to_fake_cuda
 
 
@@ -44,13 +49,6 @@ def test_model_device_is_where_its_weights_are() -> None:
 def test_host_peak_is_this_process_not_its_parent() -> None:
     """A rank started by a large process (a launcher under a test suite) reports its own
     peak: Linux carries ru_maxrss across fork and exec, VmHWM starts afresh."""
-    import subprocess
-    import sys
-
-    import numpy as np
-
-    from tests.conftest import REPO_ROOT
-
     ballast = np.ones(100_000_000)  # 800 MB resident in the parent
     child = subprocess.run(
         [sys.executable, "-c", "from core.devices import host_peak_bytes as p; print(p())"],
