@@ -141,6 +141,9 @@ class TrainConfig:
     """Log a metrics row every N steps."""
     eval_every: int | None = None
     """Dev loss every N steps (and at each stage end), when the build has a dev split."""
+    dev_micro_batch_size: int | None = None
+    """Rows per dev-loss micro-batch per rank; null: micro_batch_size. The dev forward keeps
+    no activations for a backward, so it fits more rows (the planner checks it)."""
     save_every: int = 500
     """Checkpoint every N steps (and at each stage end)."""
     keep_last: int = 2
@@ -157,7 +160,10 @@ class TrainConfig:
         for name in ("micro_batch_size", "log_every"):
             if getattr(self, name) < 1:
                 found.append(f"{name}: must be >= 1")
-        for name in ("global_batch_size", "grad_accum", "max_tokens_per_micro_batch"):
+        for name in (
+            "global_batch_size", "grad_accum", "max_tokens_per_micro_batch",
+            "dev_micro_batch_size",
+        ):  # fmt: skip
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 found.append(f"{name}: must be >= 1 (or null)")
         for name in ("save_every", "keep_last", "length_group_batches"):

@@ -14,6 +14,8 @@ follow the model family's block (core/families.py: hidden- and MLP-sized tensors
 token, fp32 softmax over heads x seq x seq); with
 activation checkpointing only each block's input is kept, plus one block recomputed.
 The LM head runs only at answer positions (`--answer-share` of the tokens), in fp32.
+The dev loss's forward (`dev_micro_batch_size` rows, no backward) is planned apart and
+must fit too.
 Loading reads the whole checkpoint on every rank (memory-mapped: once per node in the
 page cache). `--device cpu` plans CPU ranks (the rehearsals): one process holds it all.
 """
@@ -85,6 +87,7 @@ class Workload:
     offload: bool
     answer_share: float = 0.5
     max_live_parameters: int = 10**9  # ZeRO-3's stage3_max_live_parameters (its default)
+    forward_only: bool = False  # the dev loss: no backward, so no activations kept for one
 
 
 def meta_model(model_config: dict[str, Any]) -> tuple[Any, Any]:
@@ -164,8 +167,11 @@ def block_activations(shape: Skeleton, work: Workload) -> float:
 
 def activations(shape: Skeleton, work: Workload) -> float:
     """Every block's activations, or with checkpointing each block's input plus one block
-    being recomputed; one more block's worth for backward's gradients in flight."""
+    being recomputed; one more block's worth for backward's gradients in flight. A
+    forward without gradients holds one block's input and output."""
     block = block_activations(shape, work)
+    if work.forward_only:
+        return 2 * block
     if work.checkpointing:
         inputs = (
             shape.layers * work.micro_batch * work.seq_len * shape.hidden * work.bytes_per_value
@@ -283,8 +289,15 @@ def free_memory(est: Estimate, hw: Hardware) -> dict[str, float]:
     return {"usable_gb": round(usable, 2), "free_share": round(1 - est.device_gb / usable, 3)}
 
 
+def dev_workload(config: TrainConfig, work: Workload) -> Workload:
+    """The dev-loss forward's workload: its own micro batch, at the full row length."""
+    rows = config.dev_micro_batch_size or config.micro_batch_size
+    return replace(work, micro_batch=rows, forward_only=True)
+
+
 def report(config: TrainConfig, shape: Skeleton, hw: Hardware, work: Workload) -> dict[str, Any]:
     est = estimate(shape, hw, work)
+    dev = estimate(shape, hw, dev_workload(config, work))
     other = estimate(shape, hw, replace(work, checkpointing=not work.checkpointing))
     return {
         "model": config.model.resolved(),
@@ -301,7 +314,9 @@ def report(config: TrainConfig, shape: Skeleton, hw: Hardware, work: Workload) -
         "activations_gb": round(est.activations_gb, 2),
         "answer_logits_gb": round(est.logits_gb, 2),
         "per_node_cpu_gb": round(est.host_gb, 1),
-        "fits": est.fits,
+        "dev_micro_batch": dev_workload(config, work).micro_batch,
+        "dev_per_rank_gb": round(dev.device_gb, 2),
+        "fits": est.fits and dev.fits,
         **free_memory(est, hw),
         "largest_micro_batch": largest_micro_batch(shape, hw, work),
         f"per_rank_gb_{'without' if work.checkpointing else 'with'}_checkpointing": round(

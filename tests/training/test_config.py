@@ -37,11 +37,12 @@ def assert_fails_before_training(result: subprocess.CompletedProcess[str], *ment
 def test_all_problems_listed_at_once(tmp_path: Path) -> None:
     result = train_once(
         f"data={tmp_path}/none", f"run_dir={tmp_path}/run", "micro_batch_size=0",
-        "finetune=adapter", "bogus=1", "lora.rank=0",
+        "finetune=adapter", "bogus=1", "lora.rank=0", "dev_micro_batch_size=0",
     )  # fmt: skip
     assert_fails_before_training(
-        result, "bogus: unknown key", "finetune: 'adapter' is not one of", "lora.rank"
-    )
+        result, "bogus: unknown key", "finetune: 'adapter' is not one of", "lora.rank",
+        "dev_micro_batch_size: must be >= 1 (or null)",
+    )  # fmt: skip
     assert "problem(s)" in result.stderr
 
 

@@ -219,3 +219,17 @@ def test_planner_plans_a_shipped_config_by_name() -> None:
 
     result = plan(parse_args(["--config", "bloomz-1b1-lora"]))
     assert result["fits"] and result["per_rank_gb"] > 0
+
+
+def test_dev_loss_forward_is_planned_apart_and_must_fit() -> None:
+    """The dev forward keeps no activations for a backward: at the training micro batch it
+    needs less than a training step; a dev micro batch too large for the card fails the
+    plan even when the training step fits."""
+    base = ["--config", "bloomz-560m-full", "--gpu-memory-gb", "80"]
+    same = plan(parse_args(base))
+    assert same["dev_micro_batch"] == same["micro_batch"]
+    assert same["fits"] and 0 < same["dev_per_rank_gb"] < same["per_rank_gb"]
+    larger = plan(parse_args([*base, f"dev_micro_batch_size={2 * same['micro_batch']}"]))
+    assert larger["dev_per_rank_gb"] > same["dev_per_rank_gb"] and larger["fits"]
+    huge = plan(parse_args([*base, "dev_micro_batch_size=4096"]))
+    assert huge["per_rank_gb"] == same["per_rank_gb"] and not huge["fits"]
