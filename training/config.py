@@ -155,6 +155,10 @@ class TrainConfig:
     length_group_batches: int = 64
     """Global batches per length-sorted window (less padding, still shuffled steps)."""
 
+    def dev_rows(self) -> int:
+        """Rows per dev-loss micro-batch: `dev_micro_batch_size`, else the training one."""
+        return self.dev_micro_batch_size or self.micro_batch_size
+
     def problems(self, key: str) -> list[str]:
         found = []
         for name in ("micro_batch_size", "log_every"):

@@ -289,15 +289,11 @@ def free_memory(est: Estimate, hw: Hardware) -> dict[str, float]:
     return {"usable_gb": round(usable, 2), "free_share": round(1 - est.device_gb / usable, 3)}
 
 
-def dev_workload(config: TrainConfig, work: Workload) -> Workload:
-    """The dev-loss forward's workload: its own micro batch, at the full row length."""
-    rows = config.dev_micro_batch_size or config.micro_batch_size
-    return replace(work, micro_batch=rows, forward_only=True)
-
-
 def report(config: TrainConfig, shape: Skeleton, hw: Hardware, work: Workload) -> dict[str, Any]:
     est = estimate(shape, hw, work)
-    dev = estimate(shape, hw, dev_workload(config, work))
+    # The dev loss's forward: its own micro batch, at the full row length.
+    dev_work = replace(work, micro_batch=config.dev_rows(), forward_only=True)
+    dev = estimate(shape, hw, dev_work)
     other = estimate(shape, hw, replace(work, checkpointing=not work.checkpointing))
     return {
         "model": config.model.resolved(),
@@ -314,7 +310,7 @@ def report(config: TrainConfig, shape: Skeleton, hw: Hardware, work: Workload) -
         "activations_gb": round(est.activations_gb, 2),
         "answer_logits_gb": round(est.logits_gb, 2),
         "per_node_cpu_gb": round(est.host_gb, 1),
-        "dev_micro_batch": dev_workload(config, work).micro_batch,
+        "dev_micro_batch": dev_work.micro_batch,
         "dev_per_rank_gb": round(dev.device_gb, 2),
         "fits": est.fits and dev.fits,
         **free_memory(est, hw),

@@ -191,8 +191,7 @@ def train(
         record_changes(config, changes or {}, start.global_step)
     parameters = count_parameters(engine.module.lm)
     logger = MetricsLogger(run_dir, rank, config, world, parameters, resumed)
-    dev_micro = config.dev_micro_batch_size or config.micro_batch_size
-    dev = DevLoss(inputs.dev, dev_micro, rank, world) if inputs.dev else None
+    dev = DevLoss(inputs.dev, config.dev_rows(), rank, world) if inputs.dev else None
     plan, pad_id = inputs.plan, tokenizer.pad_token_id
     flops = StepFlops.of(engine.module, hf_model(engine.module.lm).config)
 
